@@ -1,0 +1,145 @@
+"""One error hierarchy for Surge, with a stable code list (Saleor's `error_codes.py` style).
+
+Contract:
+- `ErrorCode` values are part of the public API (they appear in problem+json bodies and in
+  clients' code): add codes, never rename or reuse one.
+- Every code maps to exactly one HTTP status in `STATUS`; the HTTP edge maps a `SurgeError` to a
+  response once, from `error.code` and `error.status`, and nothing else catches-and-rethrows.
+- Expected refusals (out of stock, cap exceeded) are *results* in the domain; these exceptions are
+  for invalid input and programmer errors, and for the edge when it turns a refusal into a
+  response (`error_for(code, detail)`).
+- Errors cross Ray actor boundaries, so they pickle with their detail and context.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    # generic
+    VALIDATION = "validation"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+    OVERLOADED = "overloaded"
+    # inventory
+    OUT_OF_STOCK = "out_of_stock"
+    UNKNOWN_SKU = "unknown_sku"
+    CAP_EXCEEDED = "cap_exceeded"
+    RESERVATION_NOT_FOUND = "reservation_not_found"
+    RESERVATION_CONFLICT = "reservation_conflict"
+    INVALID_QUANTITY = "invalid_quantity"
+    INVALID_TRANSITION = "invalid_transition"
+
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.VALIDATION: 422,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.OVERLOADED: 429,
+    ErrorCode.OUT_OF_STOCK: 409,
+    ErrorCode.UNKNOWN_SKU: 404,
+    ErrorCode.CAP_EXCEEDED: 409,
+    ErrorCode.RESERVATION_NOT_FOUND: 404,
+    ErrorCode.RESERVATION_CONFLICT: 409,
+    ErrorCode.INVALID_QUANTITY: 422,
+    ErrorCode.INVALID_TRANSITION: 409,
+}
+
+_BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
+
+
+class SurgeError(Exception):
+    """Base of every Surge error: a stable `code`, the HTTP `status` it maps to, a human `detail`
+    and optional machine-readable `context` (e.g. `{"sku": ..., "available": 0}`)."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.VALIDATION
+    status: ClassVar[int] = 422
+    default_detail: ClassVar[str] = "The request is not valid."
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = STATUS[cls.code]
+        # the first class declared for a code is the one `error_for` builds
+        _BY_CODE.setdefault(cls.code, cls)
+
+    def __init__(self, detail: str | None = None, **context: Any) -> None:
+        self.detail = detail or self.default_detail
+        self.context = context
+        super().__init__(self.detail)
+
+    def __reduce__(self):  # keep detail and context across pickling (Ray actor boundaries)
+        return (_rebuild, (type(self), self.detail, self.context))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code.value!r}, detail={self.detail!r}, context={self.context!r})"
+
+
+def _rebuild(cls: type[SurgeError], detail: str, context: dict[str, Any]) -> SurgeError:
+    return cls(detail, **context)
+
+
+def error_for(code: ErrorCode | str, detail: str | None = None, **context: Any) -> SurgeError:
+    """The exception for a code, e.g. to turn a refused domain result into a response."""
+    return _BY_CODE[ErrorCode(code)](detail, **context)
+
+
+# generic
+
+
+class ValidationFailed(SurgeError):
+    code = ErrorCode.VALIDATION
+    default_detail = "The request is not valid."
+
+
+class NotFound(SurgeError):
+    code = ErrorCode.NOT_FOUND
+    default_detail = "Not found."
+
+
+class Unavailable(SurgeError):
+    code = ErrorCode.UNAVAILABLE
+    default_detail = "The service is temporarily unavailable."
+
+
+class Overloaded(SurgeError):
+    code = ErrorCode.OVERLOADED
+    default_detail = "Too many requests; retry later."
+
+
+# inventory
+
+
+class OutOfStock(SurgeError):
+    code = ErrorCode.OUT_OF_STOCK
+    default_detail = "Not enough stock."
+
+
+class UnknownSku(SurgeError):
+    code = ErrorCode.UNKNOWN_SKU
+    default_detail = "Unknown SKU."
+
+
+class CapExceeded(SurgeError):
+    code = ErrorCode.CAP_EXCEEDED
+    default_detail = "The per-customer limit for this item is reached."
+
+
+class ReservationNotFound(SurgeError):
+    code = ErrorCode.RESERVATION_NOT_FOUND
+    default_detail = "Reservation not found."
+
+
+class ReservationConflict(SurgeError):
+    code = ErrorCode.RESERVATION_CONFLICT
+    default_detail = "This reservation id is already used for different content."
+
+
+class InvalidQuantity(SurgeError):
+    code = ErrorCode.INVALID_QUANTITY
+    default_detail = "Quantity must be a positive whole number."
+
+
+class InvalidTransition(SurgeError):
+    code = ErrorCode.INVALID_TRANSITION
+    default_detail = "This change is not allowed in the current state."

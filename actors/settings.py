@@ -1,0 +1,18 @@
+"""Actor settings: shard counts and the group-commit loop's limits. Read at composition roots only."""
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ActorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SURGE_", extra="ignore", populate_by_name=True)
+
+    namespace: str = "surge"
+    inventory_shards: int = Field(default=2, ge=1, le=1024)
+    cart_shards: int = Field(default=2, ge=1, le=1024)
+    order_pipelines: int = Field(default=2, ge=1, le=1024)
+    # A flush takes whatever arrived while the previous commit ran, up to this many commands.
+    flush_max_batch: int = Field(default=2000, ge=1)
+    # Ray async actors run up to 1000 calls at once by default; say it on purpose.
+    actor_max_concurrency: int = Field(default=1000, ge=1)
+    # CPU reserved per owner actor; 0 lets many owners share a small machine.
+    actor_num_cpus: float = Field(default=0.0, ge=0)

@@ -1,0 +1,216 @@
+"""The `surge` command: up, migrate, seed, status, audit."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Iterator
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cluster.settings import SurgeSettings
+from storage.settings import StorageSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Surge: an actor-based realtime commerce runtime.")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]surge: error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings():
+    try:
+        from actors.settings import ActorSettings
+        from serve_app.settings import ServeSettings
+
+        return SurgeSettings(), StorageSettings(), ServeSettings(), ActorSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"bad setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
+
+
+@contextlib.contextmanager
+def database_url(surge: SurgeSettings, storage: StorageSettings) -> Iterator[str]:
+    """DATABASE_URL, else the embedded server of this data dir (started for the command if it is not up)."""
+    if storage.database_url:
+        yield storage.database_url
+        return
+    from cluster.embedded import EmbeddedPostgres
+    from cluster.local import read_run_file
+
+    run = read_run_file(surge.data_dir)
+    if run:
+        yield run["database"]
+        return
+    pg = EmbeddedPostgres(Path(surge.data_dir).resolve(), surge.pg_port)
+    try:
+        yield pg.start(timeout_s=60)
+    finally:
+        pg.stop()
+
+
+@app.command()
+def up() -> None:
+    """Start everything on this machine (embedded defaults) and run until Ctrl-C."""
+    from cluster.local import BringUpError, LocalStack
+    from storage.logs import configure_logging
+
+    surge, storage, serve_s, actor_s = _settings()
+    configure_logging("WARNING", component="cli")
+    stack = LocalStack(surge, storage, serve_s, actor_s, say=lambda m: console.print(f"[dim]{m}[/]"))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        urls = stack.start()
+    except BringUpError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        stack.stop()
+        raise typer.Exit(130)
+    table = Table(title="Surge is up", show_header=False)
+    for name, url in urls.public().items():
+        table.add_row(name, url)
+    table.add_row("data", str(stack.data_dir))
+    console.print(table)
+    console.print("Press Ctrl-C to stop.")
+    stop.wait()
+    console.print("stopping…")
+    stack.stop()
+    console.print("stopped.")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations."""
+    from storage.migrate import apply_migrations
+
+    surge, storage, *_ = _settings()
+    with database_url(surge, storage) as url:
+        applied = apply_migrations(url)
+    console.print(f"{len(applied)} migrations applied" + (f": {', '.join(applied)}" if applied else " (up to date)"))
+
+
+@app.command()
+def seed(products: Annotated[int, typer.Option(min=0, help="Generated products to add.")] = 0,
+         demo: Annotated[bool, typer.Option(help="Also ensure the demo data.")] = True) -> None:
+    """Seed the demo data and, with --products N, a generated catalog of N products."""
+    from storage.migrate import apply_migrations
+    from storage.pool import create_pool
+    from storage.seed import seed_catalog, seed_demo
+
+    surge, storage, *_ = _settings()
+
+    async def run(url: str) -> None:
+        pool = await create_pool(url, max_size=4)
+        try:
+            if demo and await seed_demo(pool):
+                console.print("demo data created")
+            if products:
+                with Progress(TextColumn("seeding products"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+                    task = bar.add_task("products", total=products)
+                    await seed_catalog(pool, products, progress=lambda n: bar.advance(task, n))
+        finally:
+            await pool.close()
+
+    with database_url(surge, storage) as url:
+        apply_migrations(url)
+        asyncio.run(run(url))
+    _refresh_running_owners(surge)
+
+
+def _connect_ray(surge: SurgeSettings) -> dict | None:
+    import ray
+
+    from cluster.local import read_run_file
+
+    run = read_run_file(surge.data_dir)
+    address = surge.ray_address or (run or {}).get("ray")
+    if not address:
+        return None
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    ray.init(address=address, namespace="surge", logging_level=logging.ERROR, log_to_driver=False)
+    return run or {}
+
+
+def _directory(run: dict):
+    from actors.directory import ActorDirectory, OwnerConfig
+    from actors.settings import ActorSettings
+
+    return ActorDirectory(OwnerConfig(database_url=run.get("database", ""), redis_url=run.get("redis"), settings=ActorSettings()))
+
+
+def _refresh_running_owners(surge: SurgeSettings) -> None:
+    """New SKU rows are adopted by running inventory owners (only they write stock)."""
+    try:
+        run = _connect_ray(surge)
+    except Exception:
+        run = None
+    if run is None:
+        return
+    import ray
+
+    directory = _directory(run)
+    adopted = ray.get([h.refresh_skus.remote() for _, h in directory.all_handles("inventory")], timeout=120)
+    console.print(f"running inventory owners adopted {sum(adopted)} new SKUs")
+
+
+@app.command()
+def status() -> None:
+    """Every owner actor and API replica with its state; exit code 1 when something is down."""
+    surge, *_ = _settings()
+    try:
+        run = _connect_ray(surge)
+    except Exception as exc:
+        fail(f"Surge is not running (no Ray at the recorded address: {type(exc).__name__})")
+    if run is None:
+        fail("Surge is not running here (no run file in the data dir and RAY_ADDRESS unset)")
+    from ray import serve
+
+    directory = _directory(run)
+    owners = asyncio.run(directory.ping_all(timeout_s=5))
+    table = Table(title="Surge status")
+    for col in ("component", "state", "detail"):
+        table.add_column(col)
+    down = 0
+    for name, info in owners.items():
+        ok = info.get("ok") and info.get("ready", True)
+        down += not ok
+        table.add_row(f"actor {name}", "[green]UP[/]" if ok else "[red]DOWN[/]",
+                      f"pid {info.get('pid')} skus {info.get('skus')}" if info.get("ok") else info.get("error", "loading"))
+    try:
+        st = serve.status()
+        for app_name, app_status in st.applications.items():
+            for dep_name, dep in app_status.deployments.items():
+                healthy = dep.status == "HEALTHY"
+                down += not healthy
+                replicas = ", ".join(f"{n} {s}" for s, n in dep.replica_states.items())
+                table.add_row(f"deployment {app_name}/{dep_name}", "[green]UP[/]" if healthy else f"[red]{dep.status}[/]", replicas)
+        for node, proxy in st.proxies.items():
+            table.add_row(f"proxy {node[:8]}", "[green]UP[/]" if proxy == "HEALTHY" else f"[red]{proxy}[/]", "")
+            down += proxy != "HEALTHY"
+    except Exception as exc:
+        down += 1
+        table.add_row("serve", "[red]DOWN[/]", type(exc).__name__)
+    console.print(table)
+    raise typer.Exit(1 if down else 0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

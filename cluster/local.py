@@ -1,0 +1,312 @@
+"""Bring-up of a whole Surge on one machine (`surge up`), and its orderly teardown.
+
+Order up: data dir → Postgres → Valkey → localstripe → migrations → demo seed → Ray → owner actors →
+Serve app → hub. Order down is the reverse, so owners flush before Postgres stops. Each part is
+either embedded (loopback, data in the data dir) or the external one named by its URL setting.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from actors.directory import ActorDirectory, OwnerConfig
+from actors.settings import ActorSettings
+from cluster.embedded import EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse
+from cluster.settings import SurgeSettings
+from serve_app.settings import ServeSettings
+from storage.migrate import apply_migrations
+from storage.pool import check_database, create_pool
+from storage.seed import seed_demo
+from storage.settings import StorageSettings
+
+log = logging.getLogger("surge.up")
+
+APP_NAME = "surge"
+RUN_FILE = "run.json"
+
+
+class BringUpError(RuntimeError):
+    """A problem the operator must fix; the message is one line that says what and how."""
+
+
+def ingress_env(mode: str) -> dict[str, str]:
+    """Environment that selects Serve's HTTP ingress; it must reach Serve's controller and proxy
+    processes, so it is set before Ray starts (they inherit it). See README "Performance"."""
+    if mode == "haproxy":
+        return {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    if mode == "direct":
+        return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    return {}
+
+
+def validate_urls(surge: SurgeSettings, storage: StorageSettings) -> None:
+    """Fail fast, in one line, on a URL that cannot be right."""
+    checks = [
+        ("DATABASE_URL", storage.database_url, {"postgres", "postgresql"}),
+        ("REDIS_URL", storage.redis_url, {"redis", "rediss", "unix"}),
+        ("STRIPE_API_BASE", surge.stripe_api_base, {"http", "https"}),
+        ("ELASTICSEARCH_URL", surge.elasticsearch_url, {"http", "https"}),
+    ]
+    for name, value, schemes in checks:
+        if value is None:
+            continue
+        try:
+            parts = urlsplit(value)
+            parts.port  # raises on a malformed port
+        except ValueError as exc:
+            raise BringUpError(f"{name} is malformed ({exc}): {value!r}") from None
+        if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
+            raise BringUpError(f"{name} must be a {'/'.join(sorted(schemes))}:// URL with a host, got {value!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class StackUrls:
+    api: str
+    hub: str
+    database: str
+    redis: str
+    stripe: str
+    ray: str
+    metrics: str
+    admin_token_file: str = ""
+
+    def public(self) -> dict[str, str]:
+        return {"api": self.api, "docs": f"{self.api}/docs", "hub": self.hub, "metrics": f"{self.api}/metrics",
+                "admin token": self.admin_token_file}
+
+
+@dataclass
+class LocalStack:
+    surge: SurgeSettings = field(default_factory=SurgeSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    actors: ActorSettings = field(default_factory=ActorSettings)
+    say: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.surge.data_dir).resolve()
+        self._started: list[tuple[str, Callable[[], None]]] = []
+        self._hub: subprocess.Popen | None = None
+        self.urls: StackUrls | None = None
+        self._ray_started_here = False
+
+    # --- services -----------------------------------------------------------------------------
+    def _database(self) -> str:
+        if self.storage.database_url:
+            url = self.storage.database_url
+        else:
+            pg = EmbeddedPostgres(self.data_dir, self.surge.pg_port)
+            url = pg.start(timeout_s=60)
+            self._started.append(("postgres", pg.stop))
+        try:
+            asyncio.run(check_database(url, timeout_s=5))
+        except Exception as exc:
+            raise BringUpError(f"cannot reach the database at {_redact(url)}: {_reason(exc)}") from None
+        return url
+
+    def _redis(self) -> str:
+        if self.storage.redis_url:
+            url = self.storage.redis_url
+        else:
+            vk = EmbeddedValkey(self.data_dir, self.surge.valkey_port)
+            url = vk.start(timeout_s=30)
+            self._started.append(("valkey", vk.stop))
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3).ping()
+        except Exception as exc:
+            raise BringUpError(f"cannot reach Redis/Valkey at {_redact(url)}: {_reason(exc)}") from None
+        return url
+
+    def _stripe(self) -> str:
+        if self.surge.stripe_api_base:
+            return self.surge.stripe_api_base
+        ls = LocalStripe(self.data_dir, self.surge.stripe_port)
+        url = ls.start(timeout_s=30)
+        self._started.append(("localstripe", ls.stop))
+        return url
+
+    def _ray(self) -> tuple[str, str]:
+        import ray
+
+        os.environ.update(ingress_env(self.serve.ingress))
+        metrics_port = free_port()
+        if self.surge.ray_address:
+            ctx = ray.init(address=self.surge.ray_address, namespace=self.actors.namespace,
+                           logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ctx = ray.init(namespace=self.actors.namespace, include_dashboard=False,
+                           _node_ip_address="127.0.0.1", _metrics_export_port=metrics_port,
+                           logging_level=logging.WARNING, log_to_driver=False,
+                           runtime_env={"env_vars": ingress_env(self.serve.ingress)})
+            self._ray_started_here = True
+        self._started.append(("ray", self._stop_ray))
+        gcs = ray.get_runtime_context().gcs_address
+        return gcs, f"http://127.0.0.1:{metrics_port}/metrics"
+
+    def _stop_ray(self) -> None:
+        import ray
+        from ray import serve
+
+        if self._ray_started_here:
+            try:
+                serve.shutdown()
+            except Exception as exc:  # shutting down: report, keep going
+                log.warning("serve shutdown failed", extra={"error": repr(exc)})
+        ray.shutdown()
+
+    def _serve(self, database_url: str, redis_url: str, metrics_url: str, hub_url: str) -> str:
+        from ray import serve
+
+        from serve_app.app import build_app
+
+        serve.start(http_options={"host": self.serve.http_host, "port": self.serve.http_port})
+        serve_settings = self.serve.model_copy(update={"admin_token": self.admin_token()})
+        app = build_app({"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
+                         "hub_url": hub_url, "log_level": self.surge.log_level,
+                         "serve": serve_settings.model_dump(), "actors": self.actors.model_dump()})
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+        return f"http://{self.serve.http_host}:{self.serve.http_port}"
+
+    def admin_token(self) -> str:
+        """SURGE_ADMIN_TOKEN, else a random one kept (0600) in the data dir so it survives restarts."""
+        if self.serve.admin_token:
+            return self.serve.admin_token
+        path = self.data_dir / "admin_token"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    def _hub_process(self, redis_url: str) -> str:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = open(logs / "hub.log", "ab")
+        self._hub = subprocess.Popen(
+            [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
+             "--log-level", self.surge.log_level],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._started.append(("hub", self._stop_hub))
+        return f"ws://{self.surge.hub_host}:{self.surge.hub_port}"
+
+    def _stop_hub(self) -> None:
+        if self._hub and self._hub.poll() is None:
+            self._hub.terminate()
+            try:
+                self._hub.wait(10)
+            except subprocess.TimeoutExpired:
+                self._hub.kill()
+                self._hub.wait(5)
+
+    # --- the whole -----------------------------------------------------------------------------
+    def start(self, ready_timeout_s: float = 90) -> StackUrls:
+        validate_urls(self.surge, self.storage)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.say("starting PostgreSQL…")
+            db = self._database()
+            self.say("starting Valkey…")
+            rd = self._redis()
+            self.say("starting localstripe…")
+            stripe_url = self._stripe()
+            applied = apply_migrations(db)
+            self.say(f"migrations: {len(applied)} applied")
+            if self.surge.seed_demo:
+                asyncio.run(_seed_demo(db))
+            self.say("starting Ray, owner actors and the API…")
+            gcs, metrics_url = self._ray()
+            owners = OwnerConfig(database_url=db, redis_url=rd, settings=self.actors, log_level=self.surge.log_level)
+            ActorDirectory(owners).ensure_started(timeout_s=60)
+            hub = self._hub_process(rd)
+            api = self._serve(db, rd, metrics_url, hub)
+            self.urls = StackUrls(api=api, hub=hub, database=db, redis=rd, stripe=stripe_url, ray=gcs, metrics=metrics_url,
+                                  admin_token_file="SURGE_ADMIN_TOKEN" if self.serve.admin_token else str(self.data_dir / "admin_token"))
+            self._wait_ready(ready_timeout_s)
+            self._write_run_file()
+            return self.urls
+        except (PortInUse, EmbeddedStartError) as exc:
+            self.stop()
+            raise BringUpError(str(exc).splitlines()[0]) from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"{self.urls.api}/readyz", timeout=3)
+                if r.status_code == 200:
+                    return
+                last = r.json().get("detail", r.status_code)
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.5)
+        raise BringUpError(f"Surge did not become ready within {timeout_s:.0f}s ({last})")
+
+    def _write_run_file(self) -> None:
+        info = {"pid": os.getpid(), "started_at": time.time(), **self.urls.__dict__,
+                "ray_started_here": self._ray_started_here}
+        (self.data_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+
+    def stop(self) -> None:
+        """Stop what this stack started, newest first; safe to call twice."""
+        run_file = self.data_dir / RUN_FILE
+        while self._started:
+            name, stop = self._started.pop()
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the rest
+                log.warning("stopping %s failed", name, extra={"error": repr(exc)})
+        run_file.unlink(missing_ok=True)
+
+
+async def _seed_demo(dsn: str) -> None:
+    pool = await create_pool(dsn, max_size=2)
+    try:
+        await seed_demo(pool)
+    finally:
+        await pool.close()
+
+
+def read_run_file(data_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(data_dir) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

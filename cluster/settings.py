@@ -1,0 +1,23 @@
+"""Bring-up settings: the data directory, embedded ports and the switches to external services."""
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SurgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SURGE_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Path(".surge")
+    # Embedded servers listen on loopback at these ports when no external URL is given.
+    pg_port: int = Field(default=54329, ge=1, le=65535)
+    valkey_port: int = Field(default=63790, ge=1, le=65535)
+    stripe_port: int = Field(default=8420, ge=1, le=65535)
+    hub_host: str = "127.0.0.1"
+    hub_port: int = Field(default=8765, ge=1, le=65535)
+    ray_address: str | None = Field(default=None, alias="RAY_ADDRESS")
+    stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
+    stripe_api_key: str = Field(default="sk_test_surge_local", alias="STRIPE_API_KEY")
+    elasticsearch_url: str | None = Field(default=None, alias="ELASTICSEARCH_URL")
+    log_level: str = "INFO"
+    seed_demo: bool = True

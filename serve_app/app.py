@@ -1,0 +1,82 @@
+"""The Serve application builder: the one place the API is wired (cosmicpython's bootstrap).
+
+`build_app(args)` is also the `import_path` target for `serve build` / `serve deploy`
+(`serve_app.app:build_app`), so a cluster config passes the same arguments as `surge up` does.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from ray import serve
+
+from actors.directory import OwnerConfig
+from actors.settings import ActorSettings
+from serve_app.context import ApiConfig, AppContext
+from serve_app.errors import install_error_handlers
+from serve_app.metrics import ApiMetrics
+from serve_app.middleware import RequestContextMiddleware
+from serve_app.routes import health, inventory
+from serve_app.settings import ServeSettings
+from storage.logs import configure_logging
+
+
+def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Surge",
+        version=ctx.config.version,
+        description="Actor-based realtime commerce runtime. Errors are RFC 9457 problem+json.",
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(inventory.router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics,
+                       echo_request_id=ctx.config.serve.ingress != "proxy")
+    return app
+
+
+@serve.deployment(name="Api")
+@serve.ingress()
+class Api:
+    """Stateless ingress: authenticate, validate, forward to the owner of the key."""
+
+    def __init__(self, config: ApiConfig):
+        self._config = config
+        self._ctx: AppContext | None = None
+        configure_logging(config.owners.log_level, component="api")
+
+    async def __serve_build_asgi_app__(self) -> FastAPI:
+        self._ctx = await AppContext.create(self._config)
+        return create_fastapi_app(self._ctx, ApiMetrics())
+
+    async def __del__(self):
+        if self._ctx is not None:
+            await self._ctx.close()
+
+
+def api_options(serve_settings: ServeSettings) -> dict:
+    """Deployment options from settings (local runs); on a cluster the Serve config file overrides them."""
+    return {
+        "num_replicas": serve_settings.api_replicas,
+        "max_ongoing_requests": serve_settings.api_max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": serve_settings.api_num_cpus},
+    }
+
+
+def build_app(args: dict):
+    """Serve app builder. `args`: database_url, redis_url, and optional metrics_url, hub_url, log_level,
+    plus `serve` and `actors`: overrides of ServeSettings / ActorSettings. Whatever is not given
+    comes from the settings classes (environment) of the process that builds the app."""
+    serve_settings = ServeSettings(**args.get("serve", {}))
+    owners = OwnerConfig(
+        database_url=args["database_url"],
+        redis_url=args.get("redis_url"),
+        settings=ActorSettings(**args.get("actors", {})),
+        log_level=args.get("log_level", "INFO"),
+    )
+    config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"))
+    return Api.options(**api_options(serve_settings)).bind(config)
+
+
+logging.getLogger("surge").addHandler(logging.NullHandler())

@@ -1,0 +1,98 @@
+"""RFC 9457 problem details: the one JSON shape of every error the API returns.
+
+Domain errors (`SurgeError`) carry a stable code and status; they are mapped here, once.
+Dependency faults (database, cache, an owner actor) become 503 with Retry-After.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import redis.exceptions
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from actors.domain.errors import ErrorCode, SurgeError
+from storage.logs import request_id_var
+
+log = logging.getLogger("surge.api")
+
+PROBLEM_JSON = "application/problem+json"
+_TITLES = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+    409: "Conflict", 413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
+    429: "Too many requests", 500: "Internal server error", 503: "Service unavailable",
+}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 415: "unsupported_media_type", 429: "overloaded", 503: "unavailable"}
+
+
+def problem(status: int, code: str, detail: str, instance: str | None = None,
+            headers: dict[str, str] | None = None, **extensions: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:surge:problem:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    rid = request_id_var.get()
+    if rid:
+        body["request_id"] = rid
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _dependency_errors() -> tuple[type[BaseException], ...]:
+    from ray.exceptions import RayActorError, ActorUnavailableError
+
+    return (
+        OSError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.TooManyConnectionsError,
+        asyncpg.InterfaceError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        RayActorError,
+        ActorUnavailableError,
+        TimeoutError,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SurgeError)
+    async def _surge(request: Request, exc: SurgeError):
+        headers = {"Retry-After": str(exc.context.get("retry_after", 1))} if exc.status in (429, 503) else None
+        extra = {k: v for k, v in exc.context.items() if k != "retry_after"}
+        return problem(exc.status, exc.code.value, exc.detail, request.url.path, headers=headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return problem(422, ErrorCode.VALIDATION.value, "The request is not valid.", request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        return problem(exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), detail,
+                       request.url.path, headers=getattr(exc, "headers", None))
+
+    dependency_errors = _dependency_errors()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        if isinstance(exc, dependency_errors):
+            log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.url.path})
+            return problem(503, ErrorCode.UNAVAILABLE.value, "A backing service is unavailable; retry shortly.",
+                           request.url.path, headers={"Retry-After": "1"})
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem(500, "internal", "An unexpected error occurred.", request.url.path)

@@ -1,0 +1,78 @@
+"""Pure-ASGI middleware on the hot path: request id, body size limit, metrics.
+
+Written as raw ASGI rather than `BaseHTTPMiddleware`, which costs a task and a stream per request.
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from storage.logs import request_id_var
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the caller's `X-Request-ID` if sane), echoes it, enforces a body
+    limit from Content-Length (413 before parsing), and records latency by route template."""
+
+    def __init__(self, app, *, max_body_bytes: int, metrics=None, echo_request_id: bool = True):
+        self.app = app
+        # Serve's Python proxy already echoes X-Request-ID; other ingresses leave it to us.
+        self.echo_request_id = echo_request_id
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _SAFE_ID.match(candidate):
+                    rid = candidate
+            elif name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+        rid = rid or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        rid_header = (b"x-request-id", rid.encode())
+        status_holder = [500]
+        started = time.perf_counter()
+
+        if length is not None and (length < 0 or length > self.max_body_bytes):
+            from serve_app.errors import problem
+
+            status_holder[0] = 413 if length > 0 else 400
+            response = problem(status_holder[0], "too_large" if length > 0 else "bad_request",
+                               f"The request body exceeds {self.max_body_bytes} bytes." if length > 0
+                               else "Invalid Content-Length.", scope.get("path"))
+            if self.echo_request_id:
+                response.headers["x-request-id"] = rid
+            try:
+                return await response(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                if self.echo_request_id:
+                    headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
+                    headers.append(rid_header)
+                    message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+            if self.metrics is not None:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                self.metrics.observe_request(scope["method"], template, status_holder[0], time.perf_counter() - started)

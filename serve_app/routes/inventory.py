@@ -1,0 +1,82 @@
+"""Stock levels, reservations (carts and checkout hold stock through these), and admin stock control."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from actors.domain.errors import ErrorCode, NotFound, error_for
+from serve_app.deps import Admin, Ctx
+from serve_app.schemas import AdjustRequest, CommitRequest, Reservation, ReserveRequest, Sku, StockLevel, StockSettings
+from storage import inventory_store
+
+router = APIRouter(tags=["inventory"])
+
+
+@router.get("/inventory/levels")
+async def levels(ctx: Ctx, sku: Annotated[list[Sku], Query(min_length=1, max_length=200)]) -> dict[str, StockLevel]:
+    """Stock levels for many SKUs at once; unknown SKUs are left out."""
+    return await ctx.inventory.levels(sku)
+
+
+@router.post("/inventory/reservations", status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "Not enough stock, or per-customer cap reached"}})
+async def reserve(ctx: Ctx, body: ReserveRequest) -> Reservation:
+    """Hold stock for a cart or an order, all lines or none. Idempotent per reservation_id."""
+    out = await ctx.inventory.reserve(body.reservation_id, body.owner, [(l.sku, l.quantity) for l in body.lines],
+                                      body.ttl_s, body.customer_id)
+    if not out.held:
+        raise error_for(out.code or ErrorCode.OUT_OF_STOCK, out.detail, reservation_id=body.reservation_id,
+                        available=out.available)
+    return Reservation(reservation_id=out.reservation_id, state="held", expires_at=out.expires_at, available=out.available)
+
+
+@router.delete("/inventory/reservations/{reservation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def release(ctx: Ctx, reservation_id: str) -> None:
+    """Return held stock now. Releasing an unknown or already released reservation is a no-op."""
+    if not await ctx.inventory.release(reservation_id):
+        raise error_for(ErrorCode.INVALID_TRANSITION, "A committed reservation cannot be released.",
+                        reservation_id=reservation_id)
+
+
+@router.post("/inventory/reservations/{reservation_id}/commit")
+async def commit(ctx: Ctx, reservation_id: str, body: CommitRequest, _: Admin) -> Reservation:
+    """Turn a hold into a sale (the order pipeline calls this once payment succeeded)."""
+    out = await ctx.inventory.commit(reservation_id, body.skus)
+    if not out["ok"]:
+        raise error_for(out["code"] or ErrorCode.INVALID_TRANSITION, reservation_id=reservation_id)
+    return Reservation(reservation_id=reservation_id, state="committed")
+
+
+@router.put("/admin/inventory/{sku}")
+async def set_stock(ctx: Ctx, sku: Sku, body: StockSettings, _: Admin) -> StockLevel:
+    """Create a SKU's stock or set its absolute on-hand count and settings."""
+    result = await ctx.inventory.upsert(sku, body.on_hand, body.low_stock_threshold, body.per_customer_cap)
+    if not result["ok"]:
+        raise error_for(result["code"], "on_hand cannot go below the units currently reserved.", sku=sku)
+    return (await ctx.inventory.levels([sku]))[sku]
+
+
+@router.post("/admin/inventory/{sku}/adjust")
+async def adjust(ctx: Ctx, sku: Sku, body: AdjustRequest, _: Admin) -> StockLevel:
+    """Restock (delta > 0) or write off (delta < 0) with a reason; a write-off never takes held units."""
+    result = await ctx.inventory.adjust(sku, body.delta, body.reason)
+    if not result["ok"]:
+        raise error_for(result["code"], "The write-off is larger than the available units.", sku=sku,
+                        available=result["level"]["available"])
+    return result["level"]
+
+
+@router.get("/admin/inventory/low-stock")
+async def low_stock(ctx: Ctx, _: Admin) -> list[StockLevel]:
+    return await ctx.inventory.low_stock()
+
+
+@router.get("/admin/inventory/{sku}/movements")
+async def movements(ctx: Ctx, sku: Sku, _: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                    before_id: int | None = None) -> list[dict]:
+    """Movement history, newest first (page with before_id)."""
+    rows = await inventory_store.movements(ctx.pool, sku, limit, before_id)
+    if not rows and not await ctx.inventory.levels([sku]):
+        raise NotFound(f"Unknown SKU {sku}.", sku=sku)
+    return [{**dict(r), "at": r["at"].isoformat()} for r in rows]

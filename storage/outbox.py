@@ -1,0 +1,44 @@
+"""Outbox rows: events written in the same statement as the change they describe."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    event_id: uuid.UUID
+    topic: str
+    key: str
+    type: str
+    payload: dict[str, Any]
+    occurred_at: float
+
+
+def outbox_columns(rows: Iterable[OutboxRow]) -> tuple[list, list, list, list, list, list]:
+    """Column arrays for `unnest` (payloads as JSON text, cast to jsonb in SQL)."""
+    ids, topics, keys, types, payloads, times = [], [], [], [], [], []
+    for r in rows:
+        ids.append(r.event_id)
+        topics.append(r.topic)
+        keys.append(r.key)
+        types.append(r.type)
+        payloads.append(json.dumps(r.payload, separators=(",", ":")))
+        times.append(r.occurred_at)
+    return ids, topics, keys, types, payloads, times
+
+
+# The CTE fragment every owner's commit statement ends with; `$n` placeholders are offset by caller.
+def outbox_cte(first_param: int) -> str:
+    p = first_param
+    return f"""
+    outbox_ins as (
+        insert into outbox (event_id, topic, key, type, payload, created_at)
+        select e, t, k, ty, pl::jsonb, to_timestamp(at)
+        from unnest(${p}::uuid[], ${p + 1}::text[], ${p + 2}::text[], ${p + 3}::text[], ${p + 4}::text[], ${p + 5}::float8[])
+             as x(e, t, k, ty, pl, at)
+        returning 1
+    )"""

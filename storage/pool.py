@@ -1,0 +1,33 @@
+"""The asyncpg pool every owner and replica uses, and a fail-fast connectivity check."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python objects; outbox payloads and attributes are jsonb.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb; raises on an unreachable server within `timeout_s`."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout_s,
+        command_timeout=30,
+        init=_init_connection,
+    )
+
+
+async def check_database(dsn: str, timeout_s: float = 5.0) -> None:
+    """Connect once and run `select 1`; raises OSError/asyncpg errors/TimeoutError on failure."""
+    conn = await asyncio.wait_for(asyncpg.connect(dsn, timeout=timeout_s), timeout_s + 1)
+    try:
+        await conn.fetchval("select 1")
+    finally:
+        await conn.close()

@@ -1,0 +1,99 @@
+"""One set of embedded servers and one Ray per test session, started by the same bring-up code as
+`surge up` (cluster/local.py), on free loopback ports in a temporary data dir.
+
+Tests marked `lifecycle` start whole `surge up` processes of their own; they run first, before the
+shared stack exists, so two Rays never run at once on the 2-core CI box.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: 0 if item.get_closest_marker("lifecycle") else 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.1, what: str = "condition"):
+    """Poll until `predicate()` is truthy (returning it), or fail after `timeout_s`. No bare sleeps in tests."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+async def async_wait_for(predicate, timeout_s: float = 30, interval_s: float = 0.1, what: str = "condition"):
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    from actors.settings import ActorSettings
+    from cluster.local import LocalStack
+    from cluster.settings import SurgeSettings
+    from serve_app.settings import ServeSettings
+    from storage.settings import StorageSettings
+
+    data_dir = tmp_path_factory.mktemp("surge-data")
+    surge = SurgeSettings(data_dir=data_dir, pg_port=free_port(), valkey_port=free_port(), stripe_port=free_port(),
+                          hub_port=free_port(), ray_address=None, stripe_api_base=None, log_level="INFO")
+    serve = ServeSettings(http_port=free_port(), admin_token=ADMIN_TOKEN,
+                          ingress=os.environ.get("SURGE_TEST_INGRESS", ServeSettings().ingress))
+    s = LocalStack(surge, StorageSettings(database_url=None, redis_url=None), serve,
+                   ActorSettings(inventory_shards=2), say=lambda m: None)
+    s.start(ready_timeout_s=120)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def directory(stack):
+    from actors.directory import ActorDirectory, OwnerConfig
+
+    return ActorDirectory(OwnerConfig(database_url=stack.urls.database, redis_url=stack.urls.redis, settings=stack.actors))
+
+
+@pytest.fixture
+async def api(stack):
+    async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def db(stack):
+    from storage.pool import create_pool
+
+    pool = await create_pool(stack.urls.database, max_size=4)
+    yield pool
+    await pool.close()
