@@ -78,6 +78,7 @@ class InventoryShard:
         self.ledger = Ledger()
         self.pool = None
         self._ready = asyncio.Event()
+        self.flushes = self.flushed_commands = 0  # since this process started
         self._committer: Batcher = Batcher(self._flush, on_flushed=self._record_flush)
         tags = {"shard": str(index)}
         self._m_batch = metrics.Histogram("surge_owner_flush_batch_size", "Commands per group commit.",
@@ -119,6 +120,8 @@ class InventoryShard:
                 raise Unavailable("inventory is loading; retry shortly", shard=self.index) from None
 
     def _record_flush(self, n: int, seconds: float) -> None:
+        self.flushes += 1
+        self.flushed_commands += n
         self._m_batch.observe(n)
         self._m_flush.observe(seconds)
 
@@ -229,7 +232,8 @@ class InventoryShard:
 
     async def ping(self) -> dict:
         return {"ready": self._ready.is_set(), "shard": self.index, "pid": os.getpid(),
-                "skus": len(self.ledger.levels()) if self._ready.is_set() else 0, "queued": self._committer.queued}
+                "skus": len(self.ledger.levels()) if self._ready.is_set() else 0, "queued": self._committer.queued,
+                "flushes": self.flushes, "flushed_commands": self.flushed_commands}
 
     # --- expiry ----------------------------------------------------------------------------
     async def _expiry_loop(self) -> None:

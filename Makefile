@@ -1,0 +1,39 @@
+# Surge: `make up` runs everything on this machine; `make test` installs what is needed and tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install up test test-unit test-slow bench bench-flash clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(VENV)/bin/surge up
+
+# Everything but the full-size slow suites (their bounded forms run here). Lifecycle tests first.
+test: install
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-unit: install
+	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+test-slow: install
+	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m loadtests.bench_trivial
+
+bench-flash: install
+	$(PY) -m loadtests.bench_flash
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
