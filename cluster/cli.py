@@ -208,6 +208,30 @@ def status() -> None:
     raise typer.Exit(1 if down else 0)
 
 
+@app.command()
+def audit(grace: Annotated[float, typer.Option(help="Seconds a hold may outlive its expiry before it is a breach.")] = 60.0) -> None:
+    """Check every inventory invariant from the database; exit code 1 on any breach."""
+    from storage.audit import audit_inventory
+    from storage.pool import create_pool
+
+    surge, storage, *_ = _settings()
+
+    async def run(url: str):
+        pool = await create_pool(url, max_size=2)
+        try:
+            return await audit_inventory(pool, grace), await pool.fetchval("select count(*) from stock_levels")
+        finally:
+            await pool.close()
+
+    with database_url(surge, storage) as url:
+        breaches, skus = asyncio.run(run(url))
+    for b in breaches:
+        err.print(f"[red]BREACH[/] {b}", highlight=False)
+    if breaches:
+        fail(f"{len(breaches)} breaches in {skus} SKUs")
+    console.print(f"audit clean: {skus} SKUs, every invariant holds")
+
+
 def main() -> None:
     app()
 

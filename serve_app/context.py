@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.inventory_client import InventoryClient
+from serve_app.overload import InFlightLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
 from storage.pool import create_pool
@@ -31,6 +32,7 @@ class AppContext:
     redis: aioredis.Redis
     directory: ActorDirectory
     inventory: InventoryClient
+    reserve_limiter: InFlightLimiter
     extras: dict = field(default_factory=dict)
 
     @classmethod
@@ -39,7 +41,8 @@ class AppContext:
         redis = create_redis(config.owners.redis_url) if config.owners.redis_url else None
         directory = ActorDirectory(config.owners)
         return cls(config=config, pool=pool, redis=redis, directory=directory,
-                   inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s))
+                   inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
+                   reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight))
 
     async def close(self) -> None:
         await self.pool.close()

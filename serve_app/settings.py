@@ -20,4 +20,6 @@ class ServeSettings(BaseSettings):
     # Bearer token for admin and internal routes until accounts exist; unset = admin routes closed.
     admin_token: str | None = Field(default=None, min_length=24)
     # How long a replica may answer "sold out" from its own memory without asking the owner.
+    # Reservations in flight per replica before the API sheds load with 429 + Retry-After.
+    reserve_max_in_flight: int = Field(default=2000, ge=1)
     soldout_ttl_s: float = Field(default=0.25, ge=0, le=5)

@@ -20,11 +20,14 @@ async def levels(ctx: Ctx, sku: Annotated[list[Sku], Query(min_length=1, max_len
 
 
 @router.post("/inventory/reservations", status_code=status.HTTP_201_CREATED,
-             responses={409: {"description": "Not enough stock, or per-customer cap reached"}})
+             responses={409: {"description": "Not enough stock, or per-customer cap reached"},
+                        429: {"description": "Overloaded: retry after the Retry-After seconds"}})
 async def reserve(ctx: Ctx, body: ReserveRequest) -> Reservation:
-    """Hold stock for a cart or an order, all lines or none. Idempotent per reservation_id."""
-    out = await ctx.inventory.reserve(body.reservation_id, body.owner, [(l.sku, l.quantity) for l in body.lines],
-                                      body.ttl_s, body.customer_id)
+    """Hold stock for a cart or an order, all lines or none. Idempotent per reservation_id.
+    Sheds load with 429 + Retry-After past the replica's in-flight limit."""
+    async with ctx.reserve_limiter.slot():
+        out = await ctx.inventory.reserve(body.reservation_id, body.owner, [(l.sku, l.quantity) for l in body.lines],
+                                          body.ttl_s, body.customer_id)
     if not out.held:
         raise error_for(out.code or ErrorCode.OUT_OF_STOCK, out.detail, reservation_id=body.reservation_id,
                         available=out.available)

@@ -1,0 +1,27 @@
+"""Load shedding: past a per-replica in-flight limit, the hot path answers 429 with Retry-After at
+once instead of queueing work it cannot finish in time. Nothing half-done: a shed request never
+reached an owner."""
+from __future__ import annotations
+
+import contextlib
+
+from actors.domain.errors import Overloaded
+
+
+class InFlightLimiter:
+    def __init__(self, limit: int, retry_after_s: int = 1):
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0
+        self.shed = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        if self.in_flight >= self.limit:
+            self.shed += 1
+            raise Overloaded("Too many shoppers right now; retry shortly.", retry_after=self.retry_after_s)
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
