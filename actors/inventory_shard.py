@@ -211,11 +211,11 @@ class InventoryShard:
         """Adopt SKU rows created in the database since the slice was loaded (bulk seeding)."""
         await self._until_ready()
         stock, lines = await inventory_store.load_slice(self.pool, self._owns)
-        new = [r for r in stock if self.ledger.stock(r["sku"]) is None]
-        if new:
-            fresh = Ledger.from_rows(new, [l for l in lines if l["sku"] in {r["sku"] for r in new}])
-            self.ledger.adopt(fresh)
-        return len(new)
+        new = {r["sku"] for r in stock if self.ledger.stock(r["sku"]) is None}
+        if not new:
+            return 0
+        fresh = Ledger.from_rows([r for r in stock if r["sku"] in new], [l for l in lines if l["sku"] in new])
+        return len(self.ledger.adopt(fresh))
 
     # --- queries ---------------------------------------------------------------------------
     async def levels(self, skus: list[str] | None = None) -> dict[str, dict]:

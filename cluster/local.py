@@ -14,6 +14,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ log = logging.getLogger("surge.up")
 
 APP_NAME = "surge"
 RUN_FILE = "run.json"
+SERVE_SHUTDOWN_TIMEOUT_S = 20
 
 
 class BringUpError(RuntimeError):
@@ -166,13 +168,25 @@ class LocalStack:
 
     def _stop_ray(self) -> None:
         import ray
-        from ray import serve
 
         if self._ray_started_here:
-            try:
-                serve.shutdown()
-            except Exception as exc:  # shutting down: report, keep going
-                log.warning("serve shutdown failed", extra={"error": repr(exc)})
+            # A graceful Serve shutdown drains replicas, but it can wait on a wedged controller for
+            # ever; bound it, since ray.shutdown() ends every process of this local cluster anyway.
+            done = threading.Event()
+
+            def graceful() -> None:
+                from ray import serve
+
+                try:
+                    serve.shutdown()
+                except Exception as exc:  # shutting down: report, keep going
+                    log.warning("serve shutdown failed", extra={"error": repr(exc)})
+                finally:
+                    done.set()
+
+            threading.Thread(target=graceful, name="serve-shutdown", daemon=True).start()
+            if not done.wait(SERVE_SHUTDOWN_TIMEOUT_S):
+                log.warning("serve did not shut down in %ss; stopping Ray", SERVE_SHUTDOWN_TIMEOUT_S)
         ray.shutdown()
 
     def _serve(self, database_url: str, redis_url: str, metrics_url: str, hub_url: str) -> str:

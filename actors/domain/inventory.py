@@ -21,6 +21,13 @@ results with `ok=False` and an `ErrorCode`; invalid input raises a `SurgeError` 
 changes. Time is always passed in (`now`, epoch seconds): a held reservation whose `expires_at <=
 now` is expired by whichever call touches it first (`expire_due`, or `release`/`commit`/a replayed
 `reserve` of that id), so outcomes never depend on when the sweep last ran.
+
+Every call returns the events it caused: the reservation or adjustment fact first, then for each
+SKU it changed a `StockLevelChanged` and any crossing of that SKU's `available`: `LowStock` (down
+across the threshold but not to zero), `SoldOut` (to zero), `BackInStock` (up from zero).
+
+Settled reservations stay in memory, so a late retry of their id is still recognised; a restart
+(`from_rows`) keeps only the rows the shell chooses to load.
 """
 from __future__ import annotations
 
@@ -475,6 +482,24 @@ class Ledger:
                     units[(customer_id, sku)] = units.get((customer_id, sku), 0) + qty
         heapq.heapify(ledger._expiry_heap)
         return ledger
+
+    def adopt(self, other: Ledger) -> list[str]:
+        """Take over SKUs (and their reservations) that this ledger does not know yet, e.g. rows
+        a bulk seed wrote after this ledger was loaded. Known SKUs are left untouched: the owner's
+        memory is the newer truth for them. Returns the SKUs adopted."""
+        new = [sku for sku in other._skus if sku not in self._skus]
+        fresh = set(new)
+        for sku in new:
+            self._skus[sku] = other._skus[sku]
+        for rid, res in other._reservations.items():
+            if rid not in self._reservations and all(sku in fresh for sku, _ in res.lines):
+                self._reservations[rid] = res
+                if res.state is HELD:
+                    heapq.heappush(self._expiry_heap, (res.expires_at, rid))
+        for (customer, sku), units in other._customer_units.items():
+            if sku in fresh:
+                self._customer_units[(customer, sku)] = self._customer_units.get((customer, sku), 0) + units
+        return new
 
     # audit
 

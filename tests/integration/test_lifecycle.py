@@ -64,11 +64,31 @@ class SurgeProcess:
         os.killpg(self.proc.pid, signal.SIGINT)
         return self.proc.wait(timeout_s)
 
+    def ensure_stopped(self) -> None:
+        """After a failed assertion: never leave a whole stack running behind the test."""
+        if self.proc.poll() is None:
+            try:
+                self.ctrl_c(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
 
 def test_surge_up_boots_ready_stops_clean_on_ctrl_c_and_keeps_data_across_restart(tmp_path):
     data = tmp_path / "data"
     env = surge_env(data)
     first = SurgeProcess(env, tmp_path / "up1.log")
+    try:
+        _first_run(first, data)
+    finally:
+        first.ensure_stopped()
+    second = SurgeProcess(surge_env(data), tmp_path / "up2.log")
+    try:
+        _second_run(second)
+    finally:
+        second.ensure_stopped()
+
+
+def _first_run(first: SurgeProcess, data: Path) -> None:
     started = time.monotonic()
     first.wait_ready()
     assert time.monotonic() - started < 90
@@ -83,25 +103,27 @@ def test_surge_up_boots_ready_stops_clean_on_ctrl_c_and_keeps_data_across_restar
         assert part in names, f"expected a {part} process among what surge up started"
 
     assert first.ctrl_c() == 0
-    alive = wait_for(lambda: not [p for p in procs if _alive(p)] or None, timeout_s=30, what="no process left") is None
-    left = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in procs if _alive(p)]
+    try:
+        wait_for(lambda: not [p for p in procs if _alive(p)], timeout_s=30, what="no process left")
+    except AssertionError:
+        pass  # reported with the list below
+    left = [p.pid for p in procs if _alive(p)]
     assert not left, f"processes left after Ctrl-C: {left}"
     assert not (data / "run.json").exists()
 
-    second = SurgeProcess(surge_env(data), tmp_path / "up2.log")
-    try:
-        second.wait_ready()
-        lv = httpx.get(f"{second.api}/inventory/levels", params={"sku": "SAMPLE-1"}).json()["SAMPLE-1"]
-        assert lv["reserved"] == levels["SAMPLE-1"]["reserved"] + 2  # the hold survived the restart
-        again = httpx.post(f"{second.api}/inventory/reservations", json={
-            "reservation_id": "lifecycle-1", "owner": "cart:lc", "lines": [{"sku": "SAMPLE-1", "quantity": 2}], "ttl_s": 3600})
-        assert again.status_code == 201  # the same id is the same reservation, not a second one
-        lv2 = httpx.get(f"{second.api}/inventory/levels", params={"sku": "SAMPLE-1"}).json()["SAMPLE-1"]
-        assert lv2["reserved"] == lv["reserved"]
-    finally:
-        procs = second.processes() if second.proc.poll() is None else []
-        assert second.ctrl_c() == 0
-        wait_for(lambda: not [p for p in procs if _alive(p)], timeout_s=30, what="no process left")
+
+def _second_run(second: SurgeProcess) -> None:
+    second.wait_ready()
+    lv = httpx.get(f"{second.api}/inventory/levels", params={"sku": "SAMPLE-1"}).json()["SAMPLE-1"]
+    assert lv["reserved"] == 2  # the first run's hold survived the restart (the seed reserves nothing)
+    again = httpx.post(f"{second.api}/inventory/reservations", json={
+        "reservation_id": "lifecycle-1", "owner": "cart:lc", "lines": [{"sku": "SAMPLE-1", "quantity": 2}], "ttl_s": 3600})
+    assert again.status_code == 201  # the same id is the same reservation, not a second one
+    lv2 = httpx.get(f"{second.api}/inventory/levels", params={"sku": "SAMPLE-1"}).json()["SAMPLE-1"]
+    assert lv2["reserved"] == 2
+    procs = second.processes()
+    assert second.ctrl_c() == 0
+    wait_for(lambda: not [p for p in procs if _alive(p)], timeout_s=30, what="no process left")
 
 
 def _alive(p: psutil.Process) -> bool:
