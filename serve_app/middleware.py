@@ -14,13 +14,12 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (the caller's `X-Request-ID` if sane), echoes it, enforces a body
-    limit from Content-Length (413 before parsing), and records latency by route template."""
+    """Gives every request an id (the caller's `X-Request-ID` if sane, else the one Serve's ingress
+    assigned), enforces a body limit from Content-Length (413 before parsing), and records latency
+    by route template. Serve itself echoes X-Request-ID on every response, in every ingress mode."""
 
-    def __init__(self, app, *, max_body_bytes: int, metrics=None, echo_request_id: bool = True):
+    def __init__(self, app, *, max_body_bytes: int, metrics=None):
         self.app = app
-        # Serve's Python proxy already echoes X-Request-ID; other ingresses leave it to us.
-        self.echo_request_id = echo_request_id
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
 
@@ -41,7 +40,6 @@ class RequestContextMiddleware:
                     length = -1
         rid = rid or uuid.uuid4().hex
         token = request_id_var.set(rid)
-        rid_header = (b"x-request-id", rid.encode())
         status_holder = [500]
         started = time.perf_counter()
 
@@ -52,8 +50,6 @@ class RequestContextMiddleware:
             response = problem(status_holder[0], "too_large" if length > 0 else "bad_request",
                                f"The request body exceeds {self.max_body_bytes} bytes." if length > 0
                                else "Invalid Content-Length.", scope.get("path"))
-            if self.echo_request_id:
-                response.headers["x-request-id"] = rid
             try:
                 return await response(scope, receive, send)
             finally:
@@ -62,10 +58,6 @@ class RequestContextMiddleware:
         async def send_with_id(message):
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                if self.echo_request_id:
-                    headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
-                    headers.append(rid_header)
-                    message["headers"] = headers
             await send(message)
 
         try:

@@ -12,6 +12,13 @@ class ServeSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     # See README "Performance": measured options for Serve's ingress on this box.
     ingress: Literal["haproxy", "direct", "proxy"] = "haproxy"
+    # Side listeners of the HAProxy ingress (all bound to loopback by cluster/haproxy-loopback.sh).
+    ingress_drain_s: float = Field(default=2.0, ge=0)
+    haproxy_threads: int = Field(default=2, ge=1)
+    haproxy_stats_port: int = Field(default=18404, ge=1, le=65535)
+    haproxy_metrics_port: int = Field(default=19101, ge=1, le=65535)
+    fallback_proxy_port: int = Field(default=18500, ge=1, le=65535)
+    fallback_grpc_port: int = Field(default=19500, ge=1, le=65535)
     api_replicas: int = Field(default=1, ge=1)
     api_max_ongoing_requests: int = Field(default=1000, ge=1)
     api_num_cpus: float = Field(default=0.0, ge=0)

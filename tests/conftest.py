@@ -63,7 +63,8 @@ def stack(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("surge-data")
     surge = SurgeSettings(data_dir=data_dir, pg_port=free_port(), valkey_port=free_port(), stripe_port=free_port(),
                           hub_port=free_port(), ray_address=None, stripe_api_base=None, log_level="INFO")
-    serve = ServeSettings(http_port=free_port(), admin_token=ADMIN_TOKEN,
+    serve = ServeSettings(http_port=free_port(), admin_token=ADMIN_TOKEN, haproxy_stats_port=free_port(),
+                          haproxy_metrics_port=free_port(), fallback_proxy_port=free_port(), fallback_grpc_port=free_port(),
                           ingress=os.environ.get("SURGE_TEST_INGRESS", ServeSettings().ingress))
     s = LocalStack(surge, StorageSettings(database_url=None, redis_url=None), serve,
                    ActorSettings(inventory_shards=2), say=lambda m: None)

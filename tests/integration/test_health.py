@@ -75,8 +75,9 @@ async def test_metrics_expose_request_counters_in_prometheus_text(api):
 
     async def exported():
         r = await api.get("/metrics")
-        return r.status_code == 200 and "surge_http_requests_total" in r.text and r
+        lines = [l for l in r.text.splitlines() if l.startswith("ray_surge_http_requests_total{")]
+        return r.status_code == 200 and any('route="/healthz"' in l and 'status="200"' in l for l in lines) and r
 
-    r = await async_wait_for(exported, timeout_s=60, interval_s=1, what="surge metrics in /metrics")
+    r = await async_wait_for(exported, timeout_s=60, interval_s=1, what="the /healthz request counted in /metrics")
     assert r.headers["content-type"].startswith("text/plain")
-    assert 'route="/healthz"' in r.text
+    assert "# TYPE ray_surge_http_request_duration_seconds histogram" in r.text

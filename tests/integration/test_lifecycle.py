@@ -26,7 +26,9 @@ def surge_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SURGE_") and k not in (
         "DATABASE_URL", "REDIS_URL", "RAY_ADDRESS", "STRIPE_API_BASE", "ELASTICSEARCH_URL")}
     env.update(SURGE_DATA_DIR=str(data_dir), SURGE_HTTP_PORT=str(free_port()), SURGE_PG_PORT=str(free_port()),
-               SURGE_VALKEY_PORT=str(free_port()), SURGE_STRIPE_PORT=str(free_port()), SURGE_HUB_PORT=str(free_port()))
+               SURGE_VALKEY_PORT=str(free_port()), SURGE_STRIPE_PORT=str(free_port()), SURGE_HUB_PORT=str(free_port()),
+               SURGE_HAPROXY_STATS_PORT=str(free_port()), SURGE_HAPROXY_METRICS_PORT=str(free_port()),
+               SURGE_FALLBACK_PROXY_PORT=str(free_port()), SURGE_FALLBACK_GRPC_PORT=str(free_port()))
     env.update(extra)
     return env
 
@@ -43,22 +45,31 @@ class SurgeProcess:
     def wait_ready(self, timeout_s: float = 90) -> None:
         def ready():
             assert self.proc.poll() is None, f"surge up exited early:\n{self.log.read_text()[-3000:]}"
+            if not (Path(self.env["SURGE_DATA_DIR"]) / "run.json").exists():
+                return False  # surge up writes it once everything is started
             try:
                 return httpx.get(f"{self.api}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
-        wait_for(ready, timeout_s=timeout_s, interval_s=0.5, what="/readyz 200")
+        wait_for(ready, timeout_s=timeout_s, interval_s=0.5, what="/readyz 200 and the run file")
 
-    def processes(self) -> list[psutil.Process]:
-        """Every process this run started: its descendants, and every process of its Ray cluster."""
+    def processes(self) -> dict[psutil.Process, str]:
+        """Every live process this run started, with its command line: its descendants, and every
+        process of its Ray cluster (found by the GCS port in their command lines)."""
         run = json.loads((Path(self.env["SURGE_DATA_DIR"]) / "run.json").read_text())
         gcs_port = run["ray"].rsplit(":", 1)[1]
-        found = {p.pid: p for p in psutil.Process(self.proc.pid).children(recursive=True)}
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if f":{gcs_port}" in cmd or self.env["SURGE_DATA_DIR"] in cmd:
-                found[p.pid] = p
-        return list(found.values())
+        candidates = psutil.Process(self.proc.pid).children(recursive=True)
+        candidates += [p for p in psutil.process_iter() if p.pid != self.proc.pid]
+        found: dict[psutil.Process, str] = {}
+        descendants = {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        for p in candidates:
+            try:
+                cmd = " ".join(p.cmdline())
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                continue  # short-lived workers come and go
+            if p.pid in descendants or f":{gcs_port}" in cmd or self.env["SURGE_DATA_DIR"] in cmd:
+                found[p] = cmd
+        return found
 
     def ctrl_c(self, timeout_s: float = 90) -> int:
         os.killpg(self.proc.pid, signal.SIGINT)
@@ -98,7 +109,7 @@ def _first_run(first: SurgeProcess, data: Path) -> None:
         "reservation_id": "lifecycle-1", "owner": "cart:lc", "lines": [{"sku": "SAMPLE-1", "quantity": 2}], "ttl_s": 3600})
     assert held.status_code == 201, held.text
     procs = first.processes()
-    names = " ".join(" ".join(p.cmdline()) for p in procs)
+    names = " ".join(procs.values())
     for part in ("postgres", "valkey", "localstripe", "raylet", "realtime.server"):
         assert part in names, f"expected a {part} process among what surge up started"
 
