@@ -22,6 +22,7 @@ class ServeSettings(BaseSettings):
     api_replicas: int = Field(default=1, ge=1)
     api_max_ongoing_requests: int = Field(default=1000, ge=1)
     api_num_cpus: float = Field(default=0.0, ge=0)
+    access_log: bool = False
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Bearer token for admin and internal routes until accounts exist; unset = admin routes closed.
