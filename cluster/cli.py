@@ -140,8 +140,10 @@ def _connect_ray(surge: SurgeSettings) -> dict | None:
     address = surge.ray_address or (run or {}).get("ray")
     if not address:
         return None
+    from actors.settings import ActorSettings
+
     logging.getLogger("ray").setLevel(logging.ERROR)
-    ray.init(address=address, namespace="surge", logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(address=address, namespace=ActorSettings().namespace, logging_level=logging.ERROR, log_to_driver=False)
     return run or {}
 
 

@@ -7,9 +7,17 @@ import json
 import asyncpg
 
 
+def _jsonb_encode(value) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()  # jsonb binary format version 1
+
+
+def _jsonb_decode(data: bytes):
+    return json.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb in and out as Python objects; outbox payloads and attributes are jsonb.
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # jsonb in and out as Python objects, in binary format so COPY (bulk seeding) can carry it too.
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary")
 
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0) -> asyncpg.Pool:

@@ -117,3 +117,27 @@ async def test_surge_audit_is_clean_then_names_a_corrupted_sku(stack, db):
 async def test_the_database_itself_refuses_negative_availability(db):
     with pytest.raises(Exception, match="available_not_negative"):
         await db.execute("insert into stock_levels (sku, on_hand, reserved, received) values ('NEG-1', 1, 2, 1)")
+
+
+async def test_a_request_id_follows_the_request_into_the_owner_actors_logs(api, admin_headers):
+    import ray
+    from ray._private.worker import global_worker  # test-only: where this session's Ray writes its logs
+
+    from tests.conftest import async_wait_for
+
+    sku = await make_sku(api, admin_headers, 5)
+    rid = f"trace-{uuid.uuid4().hex}"
+    r = await api.post("/inventory/reservations", headers={"X-Request-ID": rid},
+                       json={"owner": "cart:trace", "lines": [{"sku": sku, "quantity": 1}]})
+    assert r.status_code == 201 and r.headers["x-request-id"] == rid
+    logs = Path(global_worker.node.get_session_dir_path()) / "logs"
+
+    async def logged():
+        for f in logs.glob("worker-*"):
+            text = f.read_text(errors="replace")
+            if rid in text:
+                return [line for line in text.splitlines() if rid in line]
+        return None
+
+    lines = await async_wait_for(logged, timeout_s=30, interval_s=0.5, what="the request id in an actor's log")
+    assert any('"reserve batch"' in line and '"logger": "surge.inventory"' in line for line in lines), lines

@@ -1,0 +1,49 @@
+"""The `surge` CLI against the shared stack: status, seed (with running owners adopting new SKUs)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SURGE = str(Path(sys.executable).parent / "surge")
+
+
+def cli_env(stack, **extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURGE_") and k not in ("DATABASE_URL", "RAY_ADDRESS")}
+    env.update(SURGE_DATA_DIR=str(stack.data_dir), SURGE_INVENTORY_SHARDS=str(stack.actors.inventory_shards), **extra)
+    return env
+
+
+def test_status_lists_every_owner_and_the_api_deployment_as_up(stack):
+    out = subprocess.run([SURGE, "status"], env=cli_env(stack), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for i in range(stack.actors.inventory_shards):
+        assert f"actor inventory-{i}" in out.stdout
+    assert "deployment surge/Api" in out.stdout and "DOWN" not in out.stdout
+
+
+def test_status_exits_non_zero_when_surge_is_not_running(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURGE_") and k != "RAY_ADDRESS"}
+    out = subprocess.run([SURGE, "status"], env={**env, "SURGE_DATA_DIR": str(tmp_path)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "not running" in out.stderr
+
+
+async def test_seed_adds_products_with_stock_that_running_owners_adopt(stack, db, api):
+    before = await db.fetchval("select count(*) from products")
+    out = subprocess.run([SURGE, "seed", "--products", "1500"], env=cli_env(stack), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "seeding products" in out.stdout and "adopted" in out.stdout
+    assert await db.fetchval("select count(*) from products") == before + 1500
+    # every new variant has a stock row, and the owners serve it without a restart
+    missing = await db.fetchval("select count(*) from variants v left join stock_levels s using (sku) where s.sku is null")
+    assert missing == 0
+    sku, on_hand = await db.fetchrow("select sku, on_hand from stock_levels where on_hand > 0 order by sku desc limit 1")
+    levels = (await api.get("/inventory/levels", params={"sku": sku})).json()
+    assert levels[sku]["available"] == on_hand
+    r = await api.post("/inventory/reservations", json={"owner": "cart:seed", "lines": [{"sku": sku, "quantity": 1}]})
+    assert r.status_code == 201
