@@ -201,11 +201,20 @@ class LocalStack:
 
         serve.start(http_options={"host": self.serve.http_host, "port": self.serve.http_port})
         serve_settings = self.serve.model_copy(update={"admin_token": self.admin_token()})
-        app = build_app({"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
-                         "hub_url": hub_url, "log_level": self.surge.log_level,
-                         "serve": serve_settings.model_dump(), "actors": self.actors.model_dump()})
-        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+        self._app_args = {"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
+                          "hub_url": hub_url, "log_level": self.surge.log_level,
+                          "serve": serve_settings.model_dump(), "actors": self.actors.model_dump()}
+        serve.run(build_app(self._app_args), name=APP_NAME, route_prefix="/", blocking=False)
         return f"http://{self.serve.http_host}:{self.serve.http_port}"
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Change the API's runtime knobs (Serve `user_config`); replicas are not restarted."""
+        from ray import serve
+
+        from serve_app.app import build_app
+
+        serve.run(build_app({**self._app_args, "user_config": user_config}), name=APP_NAME, route_prefix="/",
+                  blocking=False)
 
     def admin_token(self) -> str:
         """SURGE_ADMIN_TOKEN, else a random one kept (0600) in the data dir so it survives restarts."""

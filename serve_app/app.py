@@ -43,11 +43,27 @@ class Api:
     def __init__(self, config: ApiConfig):
         self._config = config
         self._ctx: AppContext | None = None
+        self._knobs: dict = {}
         configure_logging(config.owners.log_level, component="api")
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         self._ctx = await AppContext.create(self._config)
+        self._apply_knobs()
         return create_fastapi_app(self._ctx, ApiMetrics())
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Runtime knobs, changed through Serve's `user_config` without restarting replicas:
+        `reserve_max_in_flight`, `soldout_ttl_s`."""
+        self._knobs = dict(user_config or {})
+        self._apply_knobs()
+
+    def _apply_knobs(self) -> None:
+        if self._ctx is None:
+            return
+        if "reserve_max_in_flight" in self._knobs:
+            self._ctx.reserve_limiter.limit = int(self._knobs["reserve_max_in_flight"])
+        if "soldout_ttl_s" in self._knobs:
+            self._ctx.inventory.soldout_ttl_s = float(self._knobs["soldout_ttl_s"])
 
     async def __del__(self):
         if self._ctx is not None:
@@ -78,7 +94,10 @@ def build_app(args: dict):
         log_level=args.get("log_level", "INFO"),
     )
     config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"))
-    return Api.options(**api_options(serve_settings)).bind(config)
+    options = api_options(serve_settings)
+    if args.get("user_config"):
+        options["user_config"] = args["user_config"]
+    return Api.options(**options).bind(config)
 
 
 logging.getLogger("surge").addHandler(logging.NullHandler())

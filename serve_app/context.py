@@ -8,7 +8,11 @@ import redis.asyncio as aioredis
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.inventory_client import InventoryClient
+import hashlib
+import time
+
 from serve_app.overload import InFlightLimiter
+from storage.waiting_room import WaitingRoom
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
 from storage.pool import create_pool
@@ -33,6 +37,8 @@ class AppContext:
     directory: ActorDirectory
     inventory: InventoryClient
     reserve_limiter: InFlightLimiter
+    waiting_room: WaitingRoom | None = None
+    flash_skus: "FlashSkus | None" = None
     extras: dict = field(default_factory=dict)
 
     @classmethod
@@ -40,11 +46,41 @@ class AppContext:
         pool = await create_pool(config.owners.database_url, min_size=1, max_size=10)
         redis = create_redis(config.owners.redis_url) if config.owners.redis_url else None
         directory = ActorDirectory(config.owners)
+        secret = hashlib.sha256(b"surge-waiting-room:" + (config.serve.admin_token or "dev").encode()).hexdigest()
         return cls(config=config, pool=pool, redis=redis, directory=directory,
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
-                   reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight))
+                   reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),
+                   waiting_room=WaitingRoom(redis, secret) if redis is not None else None,
+                   flash_skus=FlashSkus(pool))
 
     async def close(self) -> None:
         await self.pool.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+class FlashSkus:
+    """Which SKUs belong to products in flash-sale mode: a copy refreshed from Postgres every few
+    seconds, so the hot path asks memory, not the database."""
+
+    def __init__(self, pool: asyncpg.Pool, max_age_s: float = 5.0):
+        self.pool = pool
+        self.max_age_s = max_age_s
+        self._skus: frozenset[str] = frozenset()
+        self._loaded_at = 0.0
+        self._sold_out: dict[str, bool] = {}  # last sold-out flag this replica published per SKU
+
+    async def contains(self, sku: str) -> bool:
+        if time.monotonic() - self._loaded_at > self.max_age_s:
+            rows = await self.pool.fetch(
+                "select v.sku from variants v join products p on p.id = v.product_id where p.flash_sale")
+            self._skus = frozenset(r["sku"] for r in rows)
+            self._loaded_at = time.monotonic()
+        return sku in self._skus
+
+    def sold_out_changed(self, sku: str, sold_out: bool) -> bool:
+        """True when this replica has not yet published this sold-out state for the SKU."""
+        if self._sold_out.get(sku) is sold_out:
+            return False
+        self._sold_out[sku] = sold_out
+        return True

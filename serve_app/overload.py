@@ -15,9 +15,14 @@ class InFlightLimiter:
         self.in_flight = 0
         self.shed = 0
 
+    @property
+    def free(self) -> int:
+        return max(0, self.limit - self.in_flight)
+
     @contextlib.asynccontextmanager
-    async def slot(self):
-        if self.in_flight >= self.limit:
+    async def slot(self, admitted: bool = False):
+        """A slot for one request; `admitted` (a waiting-room ticket whose turn came) skips the limit."""
+        if not admitted and self.in_flight >= self.limit:
             self.shed += 1
             raise Overloaded("Too many shoppers right now; retry shortly.", retry_after=self.retry_after_s)
         self.in_flight += 1

