@@ -6,8 +6,12 @@ Contract of ``run_locust``:
   ``--run-time``/``--stop-timeout`` and by a hard subprocess timeout, after which it is killed
   and ``LocustError`` is raised;
 - statistics are those after spawning completed (``--reset-stats``), taken from the
-  ``Aggregated`` row of the stats CSV. Locust records response times rounded to whole
-  milliseconds (coarser above 100 ms), so p50/p99 have that granularity;
+  ``Aggregated`` row of the stats CSV; the same figures per request name are under ``by_name``.
+  ``reset_stats=False`` (for spikes, where the spawn is the test) keeps everything from the
+  first request. Locust records response times rounded to whole milliseconds (coarser above
+  100 ms), so p50/p99 have that granularity. Locust rewrites the CSV once a second and not
+  again at exit, so counts can miss up to the last second of the run (a locustfile that needs
+  exact final figures must write them itself at ``quitting``);
 - while Locust runs, the CPU seconds (user+system) of each given server pid and all its
   descendants are sampled with psutil; processes that exit mid-run keep their last sample.
 """
@@ -90,22 +94,41 @@ class CpuSampler:
         }
 
 
+def _num(row: Mapping[str, str], key: str) -> float | None:
+    try:
+        return float(row.get(key, ""))
+    except ValueError:
+        return None
+
+
+def _row_figures(row: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "requests": int(_num(row, "Request Count") or 0),
+        "failures": int(_num(row, "Failure Count") or 0),
+        "req_per_s": round(_num(row, "Requests/s") or 0.0, 1),
+        "p50_ms": _num(row, "50%"),
+        "p99_ms": _num(row, "99%"),
+    }
+
+
 def _parse_stats(prefix: str) -> dict[str, Any]:
     stats_path = Path(f"{prefix}_stats.csv")
     if not stats_path.exists():
         raise LocustError(f"Locust wrote no stats file ({stats_path})")
     with stats_path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
+        all_rows = list(csv.DictReader(f))
+    rows = [r for r in all_rows if r.get("Name") == "Aggregated"]
     if not rows:
         raise LocustError(f"no Aggregated row in {stats_path}")
     agg = rows[0]
-
-    def num(key: str) -> float | None:
-        value = agg.get(key, "")
-        try:
-            return float(value)
-        except ValueError:
-            return None
+    by_name: dict[str, dict[str, Any]] = {}
+    for r in all_rows:
+        if r.get("Name") == "Aggregated":
+            continue
+        key = r.get("Name", "")
+        if key in by_name:  # the same name under two methods: tell them apart
+            key = f"{r.get('Type', '')} {key}"
+        by_name[key] = _row_figures(r)
 
     errors: dict[str, int] = {}
     failures_path = Path(f"{prefix}_failures.csv")
@@ -114,14 +137,7 @@ def _parse_stats(prefix: str) -> dict[str, Any]:
             for r in csv.DictReader(f):
                 key = f"{r['Method']} {r['Name']}: {r['Error']}"
                 errors[key] = errors.get(key, 0) + int(r["Occurrences"])
-    return {
-        "requests": int(num("Request Count") or 0),
-        "failures": int(num("Failure Count") or 0),
-        "req_per_s": round(num("Requests/s") or 0.0, 1),
-        "p50_ms": num("50%"),
-        "p99_ms": num("99%"),
-        "errors": errors,
-    }
+    return {**_row_figures(agg), "errors": errors, "by_name": by_name}
 
 
 def run_locust(
@@ -133,18 +149,21 @@ def run_locust(
     extra_env: Mapping[str, str] | None = None,
     tags: Iterable[str] | None = None,
     server_pids: Mapping[str, int] | None = None,
+    reset_stats: bool = True,
 ) -> dict[str, Any]:
     """Run one headless Locust test against ``host`` and return its figures.
 
     ``locustfile`` is a path, or a bare name resolved in ``loadtests/locustfiles/``.
     ``extra_env`` is added to Locust's environment (scenario knobs such as
     ``SURGE_BENCH_PATH``); ``tags`` become ``--tags``; ``server_pids`` maps a system name
-    to a pid whose process tree's CPU is sampled over the run.
+    to a pid whose process tree's CPU is sampled over the run. ``reset_stats=False`` drops
+    ``--reset-stats`` so the statistics include the spawning phase.
 
     Returns ``{"requests", "failures", "req_per_s", "p50_ms", "p99_ms",
     "errors": {"<method> <name>: <error>": count}, "cpu_s": {system: seconds},
-    "loadgen_cpu_s": seconds, "wall_s": seconds}``. A run with failures is returned,
-    not raised; a run that times out or writes no statistics raises ``LocustError``.
+    "loadgen_cpu_s": seconds, "wall_s": seconds, "by_name": {name: {"requests", "failures",
+    "req_per_s", "p50_ms", "p99_ms"}}, "loadgen_warnings": [Locust's CPU-usage warnings]}``.
+    A run with failures is returned, not raised; a run that times out or writes no statistics raises ``LocustError``.
     """
     base = check_loopback_url(host)
     if users < 1 or spawn_rate <= 0 or run_time_s < 1:
@@ -159,10 +178,12 @@ def run_locust(
         prefix = os.path.join(tmp, "run")
         cmd = [
             sys.executable, "-m", "locust", "-f", str(path), "--headless", "--only-summary",
-            "--reset-stats", "--host", base, "--users", str(users), "--spawn-rate", str(spawn_rate),
+            "--host", base, "--users", str(users), "--spawn-rate", str(spawn_rate),
             "--run-time", f"{run_time_s}s", "--stop-timeout", str(STOP_TIMEOUT_S),
             "--csv", prefix, "--loglevel", "WARNING",
         ]
+        if reset_stats:
+            cmd.append("--reset-stats")
         tag_list = list(tags or [])
         if tag_list:
             cmd += ["--tags", *tag_list]
@@ -184,7 +205,9 @@ def run_locust(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         wall_s = round(time.monotonic() - started, 1)
-        log_tail = Path(log_path).read_text(errors="replace")[-2000:]
+        log_text = Path(log_path).read_text(errors="replace")
+        log_tail = log_text[-2000:]
+        cpu_warnings = [line.strip() for line in log_text.splitlines() if "CPU usage" in line]
         # Locust exits 1 when any request failed; that is a result, not a crash.
         if proc.returncode not in (0, 1):
             raise LocustError(f"Locust exited with {proc.returncode}:\n{log_tail}")
@@ -196,4 +219,5 @@ def run_locust(
     result["loadgen_cpu_s"] = cpu.pop("__loadgen__")
     result["cpu_s"] = cpu
     result["wall_s"] = wall_s
+    result["loadgen_warnings"] = cpu_warnings
     return result

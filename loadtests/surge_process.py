@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,3 +76,5 @@ def surge_up(extra_env: dict[str, str] | None = None, ready_timeout_s: float = 1
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         log.close()
+        if proc.returncode == 0:
+            shutil.rmtree(data_dir, ignore_errors=True)  # a failed run keeps its logs to look at

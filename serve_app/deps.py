@@ -12,14 +12,16 @@ from serve_app.context import AppContext
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, a thread handoff
+    # per request that cost more than the whole reservation on the hot path.
     return request.app.state.ctx
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-def require_admin(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_admin(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     """Admin and internal routes. Until accounts exist this is the service token from settings
     (`SURGE_ADMIN_TOKEN`); with none configured, admin routes refuse everyone."""
     token = ctx.config.serve.admin_token
