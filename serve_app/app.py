@@ -14,6 +14,7 @@ from actors.directory import OwnerConfig
 from actors.settings import ActorSettings
 from serve_app.context import ApiConfig, AppContext
 from serve_app.errors import install_error_handlers
+from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
 from serve_app.routes import health, inventory
@@ -31,6 +32,8 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
+    # inner first: the fast path runs inside the request-id / metrics middleware
+    app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
     return app
 

@@ -5,6 +5,7 @@ Dependency faults (database, cache, an owner actor) become 503 with Retry-After.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -48,6 +49,7 @@ def problem(status: int, code: str, detail: str, instance: str | None = None,
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+@functools.cache
 def _dependency_errors() -> tuple[type[BaseException], ...]:
     from ray.exceptions import RayActorError, ActorUnavailableError
 
@@ -65,12 +67,26 @@ def _dependency_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def surge_problem(exc: SurgeError, instance: str | None) -> JSONResponse:
+    headers = {"Retry-After": str(exc.context.get("retry_after", 1))} if exc.status in (429, 503) else None
+    extra = {k: v for k, v in exc.context.items() if k != "retry_after"}
+    return problem(exc.status, exc.code.value, exc.detail, instance, headers=headers, **extra)
+
+
+def unexpected_problem(exc: Exception, instance: str | None) -> JSONResponse:
+    """503 for a fault in a dependency (database, cache, an owner), 500 for anything else."""
+    if isinstance(exc, _dependency_errors()):
+        log.warning("dependency unavailable", extra={"error": repr(exc), "path": instance})
+        return problem(503, ErrorCode.UNAVAILABLE.value, "A backing service is unavailable; retry shortly.",
+                       instance, headers={"Retry-After": "1"})
+    log.exception("unhandled error", extra={"path": instance})
+    return problem(500, "internal", "An unexpected error occurred.", instance)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SurgeError)
     async def _surge(request: Request, exc: SurgeError):
-        headers = {"Retry-After": str(exc.context.get("retry_after", 1))} if exc.status in (429, 503) else None
-        extra = {k: v for k, v in exc.context.items() if k != "retry_after"}
-        return problem(exc.status, exc.code.value, exc.detail, request.url.path, headers=headers, **extra)
+        return surge_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -86,13 +102,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), detail,
                        request.url.path, headers=getattr(exc, "headers", None))
 
-    dependency_errors = _dependency_errors()
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        if isinstance(exc, dependency_errors):
-            log.warning("dependency unavailable", extra={"error": repr(exc), "path": request.url.path})
-            return problem(503, ErrorCode.UNAVAILABLE.value, "A backing service is unavailable; retry shortly.",
-                           request.url.path, headers={"Retry-After": "1"})
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(500, "internal", "An unexpected error occurred.", request.url.path)
+        return unexpected_problem(exc, request.url.path)

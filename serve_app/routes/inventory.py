@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse
 
-from actors.domain.errors import ErrorCode, NotFound, Overloaded, error_for
+from actors.domain.errors import ErrorCode, NotFound, error_for
+from serve_app import reservations
 from serve_app.deps import Admin, Ctx
 from serve_app.schemas import AdjustRequest, CommitRequest, Reservation, ReserveRequest, Sku, StockLevel, StockSettings
 from storage import inventory_store
@@ -30,32 +31,13 @@ async def reserve(ctx: Ctx, body: ReserveRequest,
 
     Past the replica's in-flight limit the API sheds load: 429 + Retry-After, or, for a one-SKU
     reservation of a flash-sale product, 202 with a waiting-room ticket. A shopper whose ticket
-    was admitted sends it back as `X-Queue-Token` and is let through."""
-    lines = [(l.sku, l.quantity) for l in body.lines]
-    flash_sku = lines[0][0] if len(lines) == 1 and await ctx.flash_skus.contains(lines[0][0]) else None
-    admitted = bool(flash_sku and x_queue_token and ctx.waiting_room
-                    and await ctx.waiting_room.is_admitted(x_queue_token, flash_sku))
-    try:
-        async with ctx.reserve_limiter.slot(admitted=admitted):
-            out = await ctx.inventory.reserve(body.reservation_id, body.owner, lines, body.ttl_s, body.customer_id)
-    except Overloaded:
-        if flash_sku is None or ctx.waiting_room is None:
-            raise
-        if ctx.inventory.known_sold_out(flash_sku):
-            raise error_for(ErrorCode.OUT_OF_STOCK, reservation_id=body.reservation_id, available={flash_sku: 0}) from None
-        ticket = await ctx.waiting_room.join(flash_sku)
-        place = await ctx.waiting_room.status(ticket.token)
-        return JSONResponse(status_code=202, headers={"Retry-After": "1"}, content={
-            "status": place.status, "queue_token": ticket.token, "position": place.position,
-            "poll": f"/waiting-room/{ticket.token}"})
-    if flash_sku and ctx.waiting_room and flash_sku in out.available:
-        sold_out = out.available[flash_sku] <= 0
-        if ctx.flash_skus.sold_out_changed(flash_sku, sold_out):
-            await ctx.waiting_room.set_sold_out(flash_sku, sold_out)
-    if not out.held:
-        raise error_for(out.code or ErrorCode.OUT_OF_STOCK, out.detail, reservation_id=body.reservation_id,
-                        available=out.available)
-    return Reservation(reservation_id=out.reservation_id, state="held", expires_at=out.expires_at, available=out.available)
+    was admitted sends it back as `X-Queue-Token` and is let through. (Valid requests are usually
+    answered by `serve_app/fastpath.py` with the same flow; this route documents it and answers
+    whatever the fast path passes on.)"""
+    outcome = await reservations.reserve(ctx, body, x_queue_token)
+    if isinstance(outcome, reservations.Queued):
+        return JSONResponse(outcome.body(), status_code=202, headers={"Retry-After": "1"})
+    return Reservation(**outcome.body())
 
 
 @router.get("/waiting-room/{queue_token}")
