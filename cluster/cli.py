@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Iterator

@@ -171,10 +171,10 @@ class LocalStack:
         os.environ.update(env)
         metrics_port = free_port()
         if self.surge.ray_address:
-            ctx = ray.init(address=self.surge.ray_address, namespace=self.actors.namespace,
+            ray.init(address=self.surge.ray_address, namespace=self.actors.namespace,
                            logging_level=logging.WARNING, log_to_driver=False)
         else:
-            ctx = ray.init(namespace=self.actors.namespace, include_dashboard=False,
+            ray.init(namespace=self.actors.namespace, include_dashboard=False,
                            _node_ip_address="127.0.0.1", _metrics_export_port=metrics_port,
                            logging_level=logging.WARNING, log_to_driver=False,
                            runtime_env={"env_vars": env})

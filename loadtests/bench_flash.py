@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -60,7 +59,8 @@ from typing import Any
 
 import psutil
 
-from loadtests.bench_trivial import REPO_ROOT, free_port, ratio, stop, wait_ok
+from loadtests.bench_trivial import ratio
+from loadtests.servers import REPO_ROOT, free_port, start_baseline, stop, wait_ok
 from loadtests.results import current_command, print_results, write_results
 from loadtests.runner import LOOPBACK, check_loopback_url, run_locust
 
@@ -126,26 +126,6 @@ async def _postgres_pid(dsn: str) -> int | None:
 def postgres_pid(dsn: str) -> int | None:
     """The postmaster's pid, so Postgres's CPU can be told apart; None if it is not on this machine."""
     return asyncio.run(_postgres_pid(dsn))
-
-
-def start_baseline(port: int, dsn: str) -> subprocess.Popen[bytes]:
-    """``python -m loadtests.baseline --port PORT`` on ``dsn``; waits until it serves."""
-    env = {**os.environ, "BASELINE_DATABASE_URL": dsn}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    errlog = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.baseline", "--port", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errlog,
-    )
-    try:
-        wait_ok(f"http://{LOOPBACK}:{port}/healthz", timeout_s=30)
-    except TimeoutError:
-        stop(proc)
-        errlog.seek(0)
-        raise RuntimeError(f"baseline app did not start:\n{errlog.read().decode(errors='replace')[-2000:]}") from None
-    finally:
-        errlog.close()
-    return proc
 
 
 def code_version() -> dict[str, Any] | None:
@@ -334,6 +314,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--surge-database-url", default=None, help="that Surge's Postgres DSN (required with --surge-url)")
     p.add_argument("--admin-token", default=None, help="that Surge's admin token (required with --surge-url)")
     p.add_argument("--surge-pid", type=int, default=None, help="root pid of that Surge's process tree, for CPU seconds")
+    p.add_argument("--surge-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="setting for the Surge this bench starts, e.g. SURGE_API_REPLICAS=2 (repeatable)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--run-time", type=int, default=20, help="seconds per measured run")
     p.add_argument("--warmup", type=int, default=3, help="seconds of unrecorded warm-up sale per system (0: none)")
@@ -358,9 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.surge_url:
         return compare(args)
-    from loadtests.surge_process import surge_up
+    from loadtests.servers import surge_up
 
-    with surge_up() as surge:
+    with surge_up(dict(kv.split("=", 1) for kv in args.surge_env)) as surge:
         args.surge_url, args.surge_pid = surge.url, surge.pid
         args.surge_database_url, args.admin_token = surge.database_url, surge.admin_token
         return compare(args)

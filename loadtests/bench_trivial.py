@@ -22,84 +22,18 @@ Contract:
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 from loadtests.results import print_results, write_results
+from loadtests.servers import REPO_ROOT, free_port, start_baseline, stop, wait_ok
 from loadtests.runner import LOOPBACK, check_loopback_url, run_locust
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
 LOCUSTFILE = "trivial.py"
 BENCH = "trivial"
 LOADGEN_BUSY = 0.85  # share of one core above which a single Locust process is the bottleneck
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ok(url: str, timeout_s: float) -> None:
-    """Return once ``GET url`` answers 200; raise ``TimeoutError`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-                last = resp.status
-        except (urllib.error.URLError, OSError) as exc:
-            last = exc
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s (last: {last})")
-
-
-def start_baseline(port: int) -> subprocess.Popen[bytes]:
-    """Start ``python -m loadtests.baseline --port PORT`` without a database and wait until it serves.
-
-    Its stderr goes to a temporary file (never a pipe that could fill and stall it) and is
-    shown if it fails to start.
-    """
-    env = {k: v for k, v in os.environ.items() if k != "BASELINE_DATABASE_URL"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    errlog = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.baseline", "--port", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errlog,
-    )
-    try:
-        wait_ok(f"http://{LOOPBACK}:{port}/healthz", timeout_s=30)
-    except TimeoutError:
-        stop(proc)
-        errlog.seek(0)
-        raise RuntimeError(f"baseline app did not start:\n{errlog.read().decode(errors='replace')[-2000:]}") from None
-    finally:
-        errlog.close()
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process we started: SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -165,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.surge_url:
         return compare(args)
-    from loadtests.surge_process import surge_up
+    from loadtests.servers import surge_up
 
     with surge_up() as surge:
         args.surge_url, args.surge_pid = surge.url, surge.pid

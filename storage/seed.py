@@ -83,7 +83,6 @@ async def seed_catalog(pool: asyncpg.Pool, products: int, *, seed: int = 42, chu
     rng = random.Random(seed)
     async with pool.acquire() as conn:
         cats = await _ensure_categories(conn)
-        start = await conn.fetchval("select coalesce(max(id), 0) from products")
     leaf = [c for c in _NOUN]
     done = 0
     while done < products:

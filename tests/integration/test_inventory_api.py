@@ -120,7 +120,6 @@ async def test_the_database_itself_refuses_negative_availability(db):
 
 
 async def test_a_request_id_follows_the_request_into_the_owner_actors_logs(api, admin_headers):
-    import ray
     from ray._private.worker import global_worker  # test-only: where this session's Ray writes its logs
 
     from tests.conftest import async_wait_for

@@ -1,5 +1,9 @@
-"""Run a whole Surge for a benchmark: `surge up` as a subprocess in a temporary data dir, on free
-loopback ports, stopped with SIGINT (as an operator's Ctrl-C) however the benchmark ends."""
+"""The servers a benchmark runs against, started and stopped by pid, on loopback only:
+
+- `surge_up()`: a whole Surge (`surge up` as a subprocess in a temporary data dir, on free ports),
+  stopped with SIGINT (an operator's Ctrl-C) however the benchmark ends;
+- `start_baseline()`: the baseline app (`python -m loadtests.baseline`), optionally on a database.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -12,12 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 SURGE = str(Path(sys.executable).parent / "surge")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
@@ -78,3 +85,54 @@ def surge_up(extra_env: dict[str, str] | None = None, ready_timeout_s: float = 1
         log.close()
         if proc.returncode == 0:
             shutil.rmtree(data_dir, ignore_errors=True)  # a failed run keeps its logs to look at
+
+
+def wait_ok(url: str, timeout_s: float) -> None:
+    """Return once ``GET url`` answers 200; raise ``TimeoutError`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+                last = resp.status
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s (last: {last})")
+
+
+def start_baseline(port: int, dsn: str | None = None) -> subprocess.Popen[bytes]:
+    """``python -m loadtests.baseline --port PORT`` (on ``dsn`` when given; without one only
+    ``/healthz`` works) and wait until it serves. Its stderr goes to a temporary file, never a pipe
+    that could fill and stall it, and is shown if it fails to start."""
+    env = {k: v for k, v in os.environ.items() if k != "BASELINE_DATABASE_URL"}
+    if dsn:
+        env["BASELINE_DATABASE_URL"] = dsn
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    errlog = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtests.baseline", "--port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errlog,
+    )
+    try:
+        wait_ok(f"http://{LOOPBACK}:{port}/healthz", timeout_s=30)
+    except TimeoutError:
+        stop(proc)
+        errlog.seek(0)
+        raise RuntimeError(f"baseline app did not start:\n{errlog.read().decode(errors='replace')[-2000:]}") from None
+    finally:
+        errlog.close()
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process we started: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
