@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -131,19 +130,16 @@ def seed(products: Annotated[int, typer.Option(min=0, help="Generated products t
 
 
 def _connect_ray(surge: SurgeSettings) -> dict | None:
-    import ray
-
-    from cluster.local import read_run_file
-
-    run = read_run_file(surge.data_dir)
-    address = surge.ray_address or (run or {}).get("ray")
-    if not address:
-        return None
     from actors.settings import ActorSettings
+    from cluster.local import connect_ray, read_run_file
 
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    ray.init(address=address, namespace=ActorSettings().namespace, logging_level=logging.ERROR, log_to_driver=False)
-    return run or {}
+    run = read_run_file(surge.data_dir) or {}
+    if surge.ray_address:
+        run = {**run, "ray": surge.ray_address}
+    if not run.get("ray"):
+        return None
+    connect_ray(run, ActorSettings().namespace)
+    return run
 
 
 def _directory(run: dict):

@@ -295,8 +295,10 @@ class LocalStack:
         raise BringUpError(f"Surge did not become ready within {timeout_s:.0f}s ({last})")
 
     def _write_run_file(self) -> None:
+        # Ray 2.60 turns on token auth for a new cluster in this process's environment; another
+        # process connecting to it must ask for the same mode (the token is ~/.ray/auth_token).
         info = {"pid": os.getpid(), "started_at": time.time(), **self.urls.__dict__,
-                "ray_started_here": self._ray_started_here}
+                "ray_started_here": self._ray_started_here, "ray_auth_mode": os.environ.get("RAY_AUTH_MODE")}
         (self.data_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
 
     def stop(self) -> None:
@@ -317,6 +319,20 @@ async def _seed_demo(dsn: str) -> None:
         await seed_demo(pool)
     finally:
         await pool.close()
+
+
+def connect_ray(run: dict, namespace: str) -> None:
+    """Join the Ray cluster of a running `surge up` (from its run file) as a driver."""
+    import ray
+
+    if run.get("ray_auth_mode") == "token" and os.environ.get("RAY_AUTH_MODE") is None:
+        # Ray reads RAY_AUTH_MODE into its config when it is imported, which already happened here;
+        # this is the function `ray.init` uses to switch a process to token mode and refresh it.
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    ray.init(address=run["ray"], namespace=namespace, logging_level=logging.ERROR, log_to_driver=False)
 
 
 def read_run_file(data_dir: Path) -> dict | None:

@@ -12,7 +12,9 @@ SURGE = str(Path(sys.executable).parent / "surge")
 
 
 def cli_env(stack, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SURGE_") and k not in ("DATABASE_URL", "RAY_ADDRESS")}
+    # a clean shell: nothing inherited from the Ray this test session runs in
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SURGE_", "RAY_")) and k not in ("DATABASE_URL",)}
     env.update(SURGE_DATA_DIR=str(stack.data_dir), SURGE_INVENTORY_SHARDS=str(stack.actors.inventory_shards), **extra)
     return env
 
