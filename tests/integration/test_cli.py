@@ -49,3 +49,9 @@ async def test_seed_adds_products_with_stock_that_running_owners_adopt(stack, db
     assert levels[sku]["available"] == on_hand
     r = await api.post("/inventory/reservations", json={"owner": "cart:seed", "lines": [{"sku": sku, "quantity": 1}]})
     assert r.status_code == 201
+
+
+def test_migrate_reports_an_up_to_date_schema(stack):
+    out = subprocess.run([SURGE, "migrate"], env=cli_env(stack), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "0 migrations applied (up to date)" in out.stdout

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from tests.conftest import free_port, wait_for
@@ -103,6 +104,9 @@ def _first_run(first: SurgeProcess, data: Path) -> None:
     started = time.monotonic()
     first.wait_ready()
     assert time.monotonic() - started < 90
+    run = json.loads((data / "run.json").read_text())
+    with psycopg.connect(run["database"]) as conn:  # the demo seed of UI_CONTRACT.md
+        assert conn.execute("select status from products where slug = 'sample-product'").fetchone() == ("active",)
     levels = httpx.get(f"{first.api}/inventory/levels", params={"sku": "SAMPLE-1"}).json()
     assert levels["SAMPLE-1"]["available"] > 0
     held = httpx.post(f"{first.api}/inventory/reservations", json={
