@@ -18,7 +18,7 @@ from ray.util import metrics
 
 from actors.batching import Batcher
 from actors.directory import OwnerConfig
-from actors.domain.errors import Unavailable
+from actors.domain.errors import SurgeError, Unavailable
 from actors.domain.events import (
     DomainEvent, ReservationExpired, StockAdjusted, StockCommitted, StockLevelChanged, StockReleased,
     StockReserved, event_payload, event_type,
@@ -162,9 +162,9 @@ class InventoryShard:
             try:
                 r = self.ledger.reserve(cmd["reservation_id"], cmd["owner"], [tuple(l) for l in cmd["lines"]],
                                         cmd["ttl_s"], now, cmd.get("customer_id"))
-            except Exception as exc:  # SurgeError for bad input: answered per command, not per batch
+            except SurgeError as exc:  # invalid input: answered per command, never failing the batch
                 answers.append({"reservation_id": cmd.get("reservation_id"), "ok": False,
-                                "code": getattr(getattr(exc, "code", None), "value", "validation"), "detail": str(exc)})
+                                "code": exc.code.value, "detail": exc.detail})
                 continue
             events.extend(r.events)
             answers.append(_reserve_answer(r, self.ledger, cmd["lines"]))

@@ -1,21 +1,20 @@
 """Everything a replica's handlers need, built once per replica (cosmicpython's bootstrap)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import time
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.inventory_client import InventoryClient
-import hashlib
-import time
-
 from serve_app.overload import InFlightLimiter
-from storage.waiting_room import WaitingRoom
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
 from storage.pool import create_pool
+from storage.waiting_room import WaitingRoom
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,6 @@ class AppContext:
     reserve_limiter: InFlightLimiter
     waiting_room: WaitingRoom | None = None
     flash_skus: "FlashSkus | None" = None
-    extras: dict = field(default_factory=dict)
 
     @classmethod
     async def create(cls, config: ApiConfig) -> "AppContext":
