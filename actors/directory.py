@@ -23,6 +23,7 @@ from actors.settings import ActorSettings
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
+KINDS = ("inventory", "relay")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class ActorDirectory:
             from actors.inventory_shard import InventoryShard
 
             return InventoryShard, self.settings.inventory_shards
+        if kind == "relay":
+            from actors.event_relay import EventRelay
+
+            return EventRelay, 1
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:
@@ -114,7 +119,7 @@ class ActorDirectory:
     async def ping_all(self, timeout_s: float = 3.0) -> dict[str, Any]:
         """State of every owner: {"inventory-0": {"ok": True, ...}, ...}; never raises."""
         out: dict[str, Any] = {}
-        for kind in ("inventory",):
+        for kind in KINDS:
             for index, handle in self.all_handles(kind):
                 name = owner_name(kind, index)
                 try:
@@ -128,5 +133,5 @@ class ActorDirectory:
 
     def ensure_started(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """Create every owner (blocking; for bring-up) and wait until each has loaded its slice."""
-        refs = {owner_name(k, i): h.ping.remote() for k in ("inventory",) for i, h in self.all_handles(k)}
+        refs = {owner_name(k, i): h.ping.remote() for k in KINDS for i, h in self.all_handles(k)}
         return dict(zip(refs, ray.get(list(refs.values()), timeout=timeout_s)))

@@ -232,7 +232,7 @@ class LocalStack:
         out = open(logs / "hub.log", "ab")
         self._hub = subprocess.Popen(
             [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
-             "--log-level", self.surge.log_level],
+             "--log-level", self.surge.log_level, "--redis-url", redis_url],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._started.append(("hub", self._stop_hub))

@@ -1,8 +1,9 @@
 """The realtime hub process: a `websockets` server that streams topics to browsers.
 
-Foundation scope: health check before the upgrade (`GET /healthz`), a subscribe protocol, and a
-`heartbeat` topic that ticks every second with a sequence number. Stock, cart, order and admin
-topics join when their producers exist (see the events issue).
+Scope so far: health check before the upgrade (`GET /healthz`), a subscribe protocol, a `heartbeat`
+topic that ticks every second, and `product:{sku}` topics fed from the inventory event stream
+(committed stock levels, relayed from the outbox by EventRelay), whose sequence number is the SKU
+row's version. Cart, order, user and admin topics, resume and coalescing are the events issue's.
 
 Protocol (JSON text frames):
   client → {"op": "subscribe", "topics": ["heartbeat"]}
@@ -28,6 +29,12 @@ from storage.logs import configure_logging
 log = logging.getLogger("surge.hub")
 
 PUBLIC_TOPICS = {"heartbeat"}
+PUBLIC_PREFIXES = ("product:",)
+INVENTORY_STREAM = "surge:events:inventory"
+
+
+def is_public(topic: str) -> bool:
+    return topic in PUBLIC_TOPICS or (topic.startswith(PUBLIC_PREFIXES) and len(topic) <= 80)
 CLIENT_QUEUE = 256
 
 
@@ -38,8 +45,8 @@ class Hub:
         self.subscribers: dict[str, set[asyncio.Queue]] = {}
         self.seq: dict[str, int] = {}
 
-    def publish(self, topic: str, data: dict) -> None:
-        self.seq[topic] = self.seq.get(topic, 0) + 1
+    def publish(self, topic: str, data: dict, seq: int | None = None) -> None:
+        self.seq[topic] = self.seq.get(topic, 0) + 1 if seq is None else seq
         frame = json.dumps({"topic": topic, "seq": self.seq[topic], "data": data})
         for queue in list(self.subscribers.get(topic, ())):
             try:
@@ -70,7 +77,7 @@ class Hub:
                 except (ValueError, AttributeError):
                     await ws.send(json.dumps({"op": "error", "detail": "expected a JSON object"}))
                     continue
-                allowed = wanted & PUBLIC_TOPICS
+                allowed = {t for t in wanted if isinstance(t, str) and is_public(t)}
                 for topic in allowed:
                     self.subscribers.setdefault(topic, set()).add(queue)
                 topics |= allowed
@@ -92,7 +99,33 @@ def _health(_conn: ServerConnection, request: Request) -> Response | None:
     return None
 
 
-async def run(host: str, port: int, heartbeat_s: float = 1.0) -> None:
+async def consume_inventory(hub: Hub, redis_url: str) -> None:
+    """Fan committed stock levels out to `product:{sku}` subscribers. Starts at the stream's end
+    (a client reads the current level over HTTP when it subscribes); reconnects if Valkey drops."""
+    import redis.asyncio as aioredis
+
+    last = "$"
+    while True:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=3)
+        try:
+            while True:
+                batches = await client.xread({INVENTORY_STREAM: last}, block=1000, count=500)
+                for _stream, entries in batches or []:
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        if fields.get("type") == "StockLevelChanged":
+                            level = json.loads(fields["payload"])
+                            hub.publish(f"product:{level['sku']}", {
+                                "sku": level["sku"], "available": level["available"], "on_hand": level["on_hand"],
+                                "sold_out": level["available"] <= 0}, seq=level["version"])
+        except Exception as exc:  # Valkey away: keep the hub up, try again
+            log.warning("inventory stream unavailable; retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(1)
+        finally:
+            await client.aclose()
+
+
+async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None) -> None:
     hub = Hub()
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -105,9 +138,12 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0) -> None:
                 hub.publish("heartbeat", {"time": time.time(), "clients": hub.clients})
                 await asyncio.sleep(heartbeat_s)
 
-        beat = asyncio.create_task(heartbeat())
+        tasks = [asyncio.create_task(heartbeat())]
+        if redis_url:
+            tasks.append(asyncio.create_task(consume_inventory(hub, redis_url)))
         await stop
-        beat.cancel()
+        for task in tasks:
+            task.cancel()
 
 
 def main() -> None:
@@ -115,9 +151,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--redis-url", default=None, help="Valkey/Redis holding the event streams")
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
-    asyncio.run(run(args.host, args.port))
+    asyncio.run(run(args.host, args.port, redis_url=args.redis_url))
 
 
 if __name__ == "__main__":

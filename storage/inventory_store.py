@@ -72,7 +72,9 @@ moves as (
     returning 1
 ),
 """ + outbox_cte(26) + """
-select (select count(*) from stock) as stock_written
+select (select count(*) from stock) as stock_written,
+       -- wakes the EventRelay when this statement commits (delivered on commit, never before)
+       pg_notify('surge_outbox', '') as notified
 """
 
 
@@ -99,7 +101,7 @@ async def commit_batch(pool: asyncpg.Pool, batch: InventoryBatch) -> None:
     args = [*_stock_columns(batch.stock_rows), *_reservation_columns(batch.reservation_rows),
             *_movement_columns(batch.movements), *outbox_columns(batch.outbox)]
     async with pool.acquire() as conn:
-        written = await conn.fetchval(_COMMIT_SQL, *args)
+        written = (await conn.fetchrow(_COMMIT_SQL, *args))["stock_written"]
     if written != len(batch.stock_rows):
         raise StaleOwner(f"{len(batch.stock_rows) - written} stock rows have a newer version in the database")
 

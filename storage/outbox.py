@@ -42,3 +42,23 @@ def outbox_cte(first_param: int) -> str:
              as x(e, t, k, ty, pl, at)
         returning 1
     )"""
+
+
+OUTBOX_CHANNEL = "surge_outbox"
+
+
+def stream_name(topic: str) -> str:
+    """The Valkey stream an outbox topic is relayed to."""
+    return f"surge:events:{topic}"
+
+
+async def unpublished(conn, limit: int) -> list:
+    """The oldest outbox rows not yet relayed, in id order (per key, the order they committed in:
+    one owner writes a key, and its commits are sequential)."""
+    return await conn.fetch(
+        "select id, event_id, topic, key, type, payload::text as payload, extract(epoch from created_at) as at "
+        "from outbox where published_at is null order by id limit $1", limit)
+
+
+async def mark_published(conn, ids: list[int]) -> None:
+    await conn.execute("update outbox set published_at = now() where id = any($1::int8[])", ids)

@@ -38,7 +38,7 @@ async def readyz(ctx: Ctx):
     )
     checks = {"database": database, "cache": cache, "owners": owners}
     failing = [name for name, ok in (("database", database["ok"]), ("cache", cache["ok"]),
-                                     ("owners", all(o["ok"] for o in owners.values()))) if not ok]
+                                     ("owners", all(o["ok"] and o.get("ready", True) for o in owners.values()))) if not ok]
     if not failing:
         return {"status": "ready", "checks": checks}
     return JSONResponse(

@@ -1,0 +1,85 @@
+"""EventRelay: moves committed outbox rows to Valkey Streams, in id order, at least once.
+
+Woken by LISTEN/NOTIFY (owners notify in the statement that commits their rows), with polling as a
+fallback. A row is marked published only after its stream entry is written, so a crash in between
+re-publishes it: consumers deduplicate by `event_id`. Nothing uncommitted is ever read, because
+the relay reads only what the outbox table holds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import asyncpg
+
+from actors.directory import OwnerConfig
+from storage import outbox
+from storage.cache import create_redis
+from storage.logs import configure_logging
+from storage.pool import create_pool
+
+log = logging.getLogger("surge.relay")
+
+BATCH = 1000
+POLL_S = 1.0
+STREAM_MAXLEN = 100_000  # approximate trim: consumers that fall further behind resync from a snapshot
+
+
+class EventRelay:
+    async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
+        configure_logging(config.log_level, component="relay")
+        self.config = config
+        self.relayed = 0
+        self.connected = False
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            pool = listener = redis = None
+            try:
+                pool = await create_pool(self.config.database_url, min_size=1, max_size=2)
+                redis = create_redis(self.config.redis_url)
+                listener = await asyncpg.connect(self.config.database_url)
+                await listener.add_listener(outbox.OUTBOX_CHANNEL, lambda *_: self._wake.set())
+                self.connected, delay = True, 0.2
+                while True:
+                    self._wake.clear()  # before reading: a notify during the read loops again at once
+                    if await self._relay_once(pool, redis) < BATCH:
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), POLL_S)
+                        except asyncio.TimeoutError:
+                            pass
+            except Exception as exc:  # a dependency is down: report, back off, start over
+                self.connected = False
+                log.warning("relay interrupted; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                for closer in (listener and listener.close(), pool and pool.close(), redis and redis.aclose()):
+                    if closer is not None:
+                        try:
+                            await closer
+                        except Exception:  # closing a broken connection: nothing to do
+                            pass
+
+    async def _relay_once(self, pool: asyncpg.Pool, redis) -> int:
+        async with pool.acquire() as conn:
+            rows = await outbox.unpublished(conn, BATCH)
+            if not rows:
+                return 0
+            pipe = redis.pipeline(transaction=False)
+            for r in rows:
+                pipe.xadd(outbox.stream_name(r["topic"]),
+                          {"id": r["id"], "event_id": str(r["event_id"]), "key": r["key"], "type": r["type"],
+                           "payload": r["payload"], "at": float(r["at"])},
+                          maxlen=STREAM_MAXLEN, approximate=True)
+            await pipe.execute()
+            await outbox.mark_published(conn, [r["id"] for r in rows])
+        self.relayed += len(rows)
+        return len(rows)
+
+    async def ping(self) -> dict:
+        return {"ready": self.connected, "pid": os.getpid(), "relayed": self.relayed}

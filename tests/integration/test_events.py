@@ -1,0 +1,81 @@
+"""Outbox → EventRelay → Valkey Streams → hub: committed stock changes reach shoppers live."""
+import asyncio
+import json
+import os
+import signal
+import uuid
+
+import pytest
+from websockets.asyncio.client import connect
+
+from storage.cache import create_redis
+from storage.outbox import stream_name
+from tests.conftest import async_wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def make_sku(api, admin_headers, on_hand: int) -> str:
+    sku = f"EV-{uuid.uuid4().hex[:10]}"
+    assert (await api.put(f"/admin/inventory/{sku}", json={"on_hand": on_hand}, headers=admin_headers)).status_code == 200
+    return sku
+
+
+async def stream_entries(redis_url: str, key: str) -> list[dict]:
+    redis = create_redis(redis_url)
+    try:
+        entries = await redis.xrange(stream_name("inventory"), "-", "+")
+    finally:
+        await redis.aclose()
+    out = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    return [e for e in out if e["key"] == key]
+
+
+async def test_committed_events_reach_the_stream_in_commit_order_per_key(stack, api, admin_headers, db):
+    sku = await make_sku(api, admin_headers, 10)
+    for i in range(5):
+        assert (await api.post("/inventory/reservations", json={"owner": "cart:ev", "lines": [{"sku": sku, "quantity": 1}]})).status_code == 201
+
+    async def relayed():
+        pending = await db.fetchval("select count(*) from outbox where key = $1 and published_at is null", sku)
+        entries = await stream_entries(stack.urls.redis, sku)
+        return pending == 0 and len(entries) >= 6 and entries
+    entries = await async_wait_for(relayed, timeout_s=30, interval_s=0.2, what="the SKU's events in the stream")
+    ids = [int(e["id"]) for e in entries]
+    assert ids == sorted(ids)  # outbox (commit) order per key
+    versions = [json.loads(e["payload"])["version"] for e in entries if e["type"] == "StockLevelChanged"]
+    assert versions == sorted(versions) and json.loads(entries[-1]["payload"])["available"] == 5
+    assert len({e["event_id"] for e in entries}) == len(entries)
+
+
+async def test_a_relay_killed_mid_stream_loses_no_committed_event(stack, api, admin_headers, db, directory):
+    sku = await make_sku(api, admin_headers, 100)
+    pid = (await directory.call("relay", 0, "ping"))["pid"]
+    for i in range(20):
+        if i == 10:
+            os.kill(pid, signal.SIGKILL)
+        assert (await api.post("/inventory/reservations", json={"owner": "cart:k", "lines": [{"sku": sku, "quantity": 1}]})).status_code == 201
+    expected = {str(r["event_id"]) for r in await db.fetch("select event_id from outbox where key = $1", sku)}
+
+    async def all_relayed():
+        got = {e["event_id"] for e in await stream_entries(stack.urls.redis, sku)}
+        return expected <= got
+    await async_wait_for(all_relayed, timeout_s=60, interval_s=0.5, what="every committed event after the relay restarted")
+    assert (await directory.call("relay", 0, "ping"))["pid"] != pid
+
+
+async def test_a_shopper_watching_a_product_sees_its_stock_change_live(stack, api, admin_headers):
+    sku = await make_sku(api, admin_headers, 3)
+    async with connect(stack.urls.hub, open_timeout=10) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "topics": [f"product:{sku}"]}))
+        assert json.loads(await ws.recv())["topics"] == [f"product:{sku}"]
+        for _ in range(3):
+            assert (await api.post("/inventory/reservations", json={"owner": "cart:live", "lines": [{"sku": sku, "quantity": 1}]})).status_code == 201
+        seen = []
+        async with asyncio.timeout(30):  # a missing update fails the test instead of hanging it
+            while not seen or seen[-1]["data"]["available"] > 0:
+                msg = json.loads(await ws.recv())
+                assert msg["topic"] == f"product:{sku}"
+                seen.append(msg)
+        assert seen[-1]["data"] == {"sku": sku, "available": 0, "on_hand": 3, "sold_out": True}
+        assert [m["seq"] for m in seen] == sorted(m["seq"] for m in seen)
