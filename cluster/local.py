@@ -226,13 +226,13 @@ class LocalStack:
             path.write_text(secrets.token_urlsafe(32))
         return path.read_text().strip()
 
-    def _hub_process(self, redis_url: str) -> str:
+    def _hub_process(self, redis_url: str, database_url: str) -> str:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / "hub.log", "ab")
         self._hub = subprocess.Popen(
             [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
-             "--log-level", self.surge.log_level, "--redis-url", redis_url],
+             "--log-level", self.surge.log_level, "--redis-url", redis_url, "--database-url", database_url],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._started.append(("hub", self._stop_hub))
@@ -266,7 +266,7 @@ class LocalStack:
             gcs, metrics_url = self._ray()
             owners = OwnerConfig(database_url=db, redis_url=rd, settings=self.actors, log_level=self.surge.log_level)
             ActorDirectory(owners).ensure_started(timeout_s=60)
-            hub = self._hub_process(rd)
+            hub = self._hub_process(rd, db)
             api = self._serve(db, rd, metrics_url, hub)
             self.urls = StackUrls(api=api, hub=hub, database=db, redis=rd, stripe=stripe_url, ray=gcs, metrics=metrics_url,
                                   admin_token_file="SURGE_ADMIN_TOKEN" if self.serve.admin_token else str(self.data_dir / "admin_token"))

@@ -6,9 +6,12 @@ topic that ticks every second, and `product:{sku}` topics fed from the inventory
 row's version. Cart, order, user and admin topics, resume and coalescing are the events issue's.
 
 Protocol (JSON text frames):
-  client → {"op": "subscribe", "topics": ["heartbeat"]}
+  client → {"op": "subscribe", "topics": ["heartbeat", "product:SKU-1"], "since": {"product:SKU-1": 41}}
   server → {"op": "subscribed", "topics": [...]}
   server → {"topic": "heartbeat", "seq": n, "data": {"time": epoch_s}}
+  server → {"topic": "product:SKU-1", "seq": version, "data": {"sku", "available", "on_hand", "sold_out"}}
+A product subscription first gets the current committed level when it is newer than `since`
+(a fresh snapshot from Postgres, or the latest from the stream), then every change.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from realtime.hub import Hub, Snapshot
 from storage.logs import configure_logging
+from storage.pool import create_pool
 
 log = logging.getLogger("surge.hub")
 
@@ -35,62 +40,48 @@ INVENTORY_STREAM = "surge:events:inventory"
 
 def is_public(topic: str) -> bool:
     return topic in PUBLIC_TOPICS or (topic.startswith(PUBLIC_PREFIXES) and len(topic) <= 80)
-CLIENT_QUEUE = 256
 
 
-class Hub:
-    """Topic fan-out with one bounded queue and one sender task per client (never awaits clients one by one)."""
-
-    def __init__(self) -> None:
-        self.subscribers: dict[str, set[asyncio.Queue]] = {}
-        self.seq: dict[str, int] = {}
-
-    def publish(self, topic: str, data: dict, seq: int | None = None) -> None:
-        self.seq[topic] = self.seq.get(topic, 0) + 1 if seq is None else seq
-        frame = json.dumps({"topic": topic, "seq": self.seq[topic], "data": data})
-        for queue in list(self.subscribers.get(topic, ())):
-            try:
-                queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                # A laggard: drop it rather than slow anyone else. Make room for the sentinel that
-                # tells its sender to close with the resync code.
-                queue.get_nowait()
-                queue.put_nowait(None)
-                for subs in self.subscribers.values():
-                    subs.discard(queue)
-
-    async def handle(self, ws: ServerConnection) -> None:
-        queue: asyncio.Queue = asyncio.Queue(CLIENT_QUEUE)
-        topics: set[str] = set()
-
-        async def sender() -> None:
-            while (frame := await queue.get()) is not None:
-                await ws.send(frame)
-            await ws.close(4000, "resync: client too slow")
-
-        send_task = asyncio.create_task(sender())
+def handler(hub: Hub):
+    async def handle(ws: ServerConnection) -> None:
+        client = hub.client(ws)
+        sender = asyncio.create_task(client.send_forever())
         try:
             async for raw in ws:
                 try:
                     msg = json.loads(raw)
-                    wanted = set(msg.get("topics", [])) if msg.get("op") == "subscribe" else set()
-                except (ValueError, AttributeError):
-                    await ws.send(json.dumps({"op": "error", "detail": "expected a JSON object"}))
+                    if msg.get("op") != "subscribe" or not isinstance(msg.get("topics", []), list):
+                        raise ValueError
+                    wanted = {t for t in msg.get("topics", []) if isinstance(t, str)}
+                    since = {t: int(v) for t, v in (msg.get("since") or {}).items()}
+                except (ValueError, TypeError, AttributeError):
+                    client.offer("_control", json.dumps({"op": "error", "detail": "expected {op: subscribe, topics: [...]}"}))
                     continue
-                allowed = {t for t in wanted if isinstance(t, str) and is_public(t)}
-                for topic in allowed:
-                    self.subscribers.setdefault(topic, set()).add(queue)
-                topics |= allowed
-                await ws.send(json.dumps({"op": "subscribed", "topics": sorted(allowed),
-                                          "refused": sorted(wanted - allowed)}))
+                allowed = {t for t in wanted if is_public(t)}
+                client.offer("_control", json.dumps({"op": "subscribed", "topics": sorted(allowed),
+                                                     "refused": sorted(wanted - allowed)}))
+                await hub.subscribe(client, allowed, since)
         finally:
-            for topic in topics:
-                self.subscribers.get(topic, set()).discard(queue)
-            send_task.cancel()
+            hub.unsubscribe(client)
+            sender.cancel()
 
-    @property
-    def clients(self) -> int:
-        return len({id(q) for qs in self.subscribers.values() for q in qs})
+    return handle
+
+
+def stock_snapshot(pool) -> Snapshot:
+    """The committed level of a product topic's SKU, straight from Postgres."""
+    async def snapshot(topic: str):
+        row = await pool.fetchrow("select sku, on_hand, reserved, version from stock_levels where sku = $1",
+                                  topic.removeprefix("product:"))
+        if row is None:
+            return None
+        return row["version"], level_data(row["sku"], row["on_hand"] - row["reserved"], row["on_hand"])
+
+    return snapshot
+
+
+def level_data(sku: str, available: int, on_hand: int) -> dict:
+    return {"sku": sku, "available": available, "on_hand": on_hand, "sold_out": available <= 0}
 
 
 def _health(_conn: ServerConnection, request: Request) -> Response | None:
@@ -115,9 +106,9 @@ async def consume_inventory(hub: Hub, redis_url: str) -> None:
                         last = entry_id
                         if fields.get("type") == "StockLevelChanged":
                             level = json.loads(fields["payload"])
-                            hub.publish(f"product:{level['sku']}", {
-                                "sku": level["sku"], "available": level["available"], "on_hand": level["on_hand"],
-                                "sold_out": level["available"] <= 0}, seq=level["version"])
+                            hub.publish(f"product:{level['sku']}",
+                                        level_data(level["sku"], level["available"], level["on_hand"]),
+                                        seq=level["version"])
         except Exception as exc:  # Valkey away: keep the hub up, try again
             log.warning("inventory stream unavailable; retrying", extra={"error": repr(exc)})
             await asyncio.sleep(1)
@@ -125,12 +116,14 @@ async def consume_inventory(hub: Hub, redis_url: str) -> None:
             await client.aclose()
 
 
-async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None) -> None:
-    hub = Hub()
+async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
+              database_url: str | None = None) -> None:
+    pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
+    hub = Hub(snapshot=stock_snapshot(pool) if pool else None)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(hub.handle, host, port, process_request=_health, ping_interval=20, ping_timeout=20):
+    async with serve(handler(hub), host, port, process_request=_health, ping_interval=20, ping_timeout=20):
         log.info("hub listening", extra={"host": host, "port": port})
 
         async def heartbeat() -> None:
@@ -152,9 +145,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--redis-url", default=None, help="Valkey/Redis holding the event streams")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL, for snapshots of current stock")
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
-    asyncio.run(run(args.host, args.port, redis_url=args.redis_url))
+    asyncio.run(run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url))
 
 
 if __name__ == "__main__":

@@ -79,3 +79,43 @@ async def test_a_shopper_watching_a_product_sees_its_stock_change_live(stack, ap
                 seen.append(msg)
         assert seen[-1]["data"] == {"sku": sku, "available": 0, "on_hand": 3, "sold_out": True}
         assert [m["seq"] for m in seen] == sorted(m["seq"] for m in seen)
+
+
+async def test_a_subscriber_gets_the_current_level_at_once_and_a_reconnect_resumes_after_its_last_seq(
+        stack, api, admin_headers):
+    sku = await make_sku(api, admin_headers, 4)
+    assert (await api.post("/inventory/reservations", json={"owner": "cart:r", "lines": [{"sku": sku, "quantity": 1}]})).status_code == 201
+    async with connect(stack.urls.hub, open_timeout=10) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "topics": [f"product:{sku}"]}))
+        assert json.loads(await ws.recv())["op"] == "subscribed"
+        async with asyncio.timeout(30):
+            snap = json.loads(await ws.recv())
+            while snap["data"]["available"] != 3:  # the snapshot, or the relayed change if it won
+                snap = json.loads(await ws.recv())
+    last_seq = snap["seq"]
+    # offline: two more units go
+    for _ in range(2):
+        assert (await api.post("/inventory/reservations", json={"owner": "cart:r", "lines": [{"sku": sku, "quantity": 1}]})).status_code == 201
+    async with connect(stack.urls.hub, open_timeout=10) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "topics": [f"product:{sku}"], "since": {f"product:{sku}": last_seq}}))
+        assert json.loads(await ws.recv())["op"] == "subscribed"
+        async with asyncio.timeout(30):
+            msg = json.loads(await ws.recv())
+            while msg["data"]["available"] != 1:
+                msg = json.loads(await ws.recv())
+        assert msg["seq"] > last_seq
+
+
+async def test_a_client_that_never_reads_does_not_delay_one_that_does(stack, api, admin_headers):
+    sku = await make_sku(api, admin_headers, 200)
+    topic = f"product:{sku}"
+    async with connect(stack.urls.hub, open_timeout=10, max_queue=1) as slow, connect(stack.urls.hub, open_timeout=10) as fast:
+        for ws in (slow, fast):
+            await ws.send(json.dumps({"op": "subscribe", "topics": [topic]}))
+        assert json.loads(await fast.recv())["op"] == "subscribed"
+        await asyncio.gather(*(api.post("/inventory/reservations", json={"owner": "cart:s", "lines": [{"sku": sku, "quantity": 1}]})
+                               for _ in range(150)))
+        async with asyncio.timeout(30):
+            msg = json.loads(await fast.recv())
+            while msg.get("data", {}).get("available") != 50:
+                msg = json.loads(await fast.recv())
