@@ -232,11 +232,16 @@ class LocalStack:
         out = open(logs / "hub.log", "ab")
         self._hub = subprocess.Popen(
             [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
-             "--log-level", self.surge.log_level, "--redis-url", redis_url, "--database-url", database_url],
+             "--log-level", self.surge.log_level, "--redis-url", redis_url, "--database-url", database_url,
+             *(arg for origin in self.hub_origins() for arg in ("--allowed-origin", origin))],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._started.append(("hub", self._stop_hub))
         return f"ws://{self.surge.hub_host}:{self.surge.hub_port}"
+
+    def hub_origins(self) -> list[str]:
+        port = self.serve.http_port
+        return [f"http://127.0.0.1:{port}", f"http://localhost:{port}", *self.surge.hub_allowed_origins]
 
     def _stop_hub(self) -> None:
         if self._hub and self._hub.poll() is None:

@@ -15,6 +15,8 @@ class SurgeSettings(BaseSettings):
     stripe_port: int = Field(default=8420, ge=1, le=65535)
     hub_host: str = "127.0.0.1"
     hub_port: int = Field(default=8765, ge=1, le=65535)
+    # Origins whose pages may open hub sockets, besides the API's own (comma-separated in the env).
+    hub_allowed_origins: list[str] = Field(default_factory=list)
     ray_address: str | None = Field(default=None, alias="RAY_ADDRESS")
     stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
     stripe_api_key: str = Field(default="sk_test_surge_local", alias="STRIPE_API_KEY")

@@ -117,13 +117,17 @@ async def consume_inventory(hub: Hub, redis_url: str) -> None:
 
 
 async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
-              database_url: str | None = None) -> None:
+              database_url: str | None = None, origins: list[str] | None = None) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
     hub = Hub(snapshot=stock_snapshot(pool) if pool else None)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(handler(hub), host, port, process_request=_health, ping_interval=20, ping_timeout=20):
+    # Browsers send Origin: only the store's own pages may open a socket (cross-site websocket
+    # hijacking); clients that send none (services, tests) are let in. No list = any origin.
+    allowed = [*origins, None] if origins else None
+    async with serve(handler(hub), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
+                     origins=allowed):
         log.info("hub listening", extra={"host": host, "port": port})
 
         async def heartbeat() -> None:
@@ -146,9 +150,11 @@ def main() -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--redis-url", default=None, help="Valkey/Redis holding the event streams")
     parser.add_argument("--database-url", default=None, help="PostgreSQL, for snapshots of current stock")
+    parser.add_argument("--allowed-origin", action="append", default=[], help="an Origin browsers may connect from")
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
-    asyncio.run(run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url))
+    asyncio.run(run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
+                    origins=args.allowed_origin))
 
 
 if __name__ == "__main__":

@@ -34,3 +34,15 @@ async def test_a_malformed_frame_gets_an_error_not_a_dropped_connection(stack):
         assert json.loads(await ws.recv())["op"] == "error"
         await ws.send(json.dumps({"op": "subscribe", "topics": ["heartbeat"]}))
         assert json.loads(await ws.recv())["op"] == "subscribed"
+
+
+async def test_a_page_from_another_origin_cannot_open_a_socket(stack):
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(stack.urls.hub, open_timeout=10, origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+    async with connect(stack.urls.hub, open_timeout=10, origin=stack.urls.api) as ws:  # the store's own pages
+        await ws.send(json.dumps({"op": "subscribe", "topics": ["heartbeat"]}))
+        assert json.loads(await ws.recv())["op"] == "subscribed"
