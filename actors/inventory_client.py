@@ -5,7 +5,10 @@
 - **Sold-out memory**: every answer carries the SKUs' availability; a SKU seen at zero within the
   last `soldout_ttl_s` is refused here without a hop. Staleness is bounded by that TTL (a unit
   released a moment ago may be refused for at most that long), never the other way round: this
-  copy can only refuse, and the shard alone grants.
+  copy can only refuse, and the shard alone grants. The trade-off: a *retry* of a reservation id
+  that the shard did hold, arriving while the SKU is known sold out, is refused from memory instead
+  of replayed as held (the hold still expires, so no unit is lost). Callers that need the exact
+  idempotent answer, such as an order saga retrying after a crash, use `soldout_ttl_s=0`.
 - **All or nothing across shards**: lines are split by owner; if any shard refuses, the others
   release the same reservation id. A caller that dies midway leaves holds that expire by TTL.
   A reservation id is single-use: retry a refused reservation with a new id.
