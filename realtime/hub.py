@@ -75,9 +75,18 @@ class Hub:
         self.seq: dict[str, int] = {}
         self.snapshot = snapshot
         self.max_pending = max_pending
+        self.connected = 0
 
     def client(self, ws) -> Client:
         return Client(ws, self.max_pending)
+
+    def connect(self, ws) -> Client:
+        self.connected += 1
+        return self.client(ws)
+
+    def disconnect(self, client: Client) -> None:
+        self.connected -= 1
+        self.unsubscribe(client)
 
     @staticmethod
     def frame(topic: str, seq: int, data: dict) -> str:
@@ -116,7 +125,3 @@ class Hub:
         for topic in client.topics:
             self.subscribers.get(topic, set()).discard(client)
         client.topics.clear()
-
-    @property
-    def clients(self) -> int:
-        return len({id(c) for cs in self.subscribers.values() for c in cs})

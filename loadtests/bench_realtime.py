@@ -1,0 +1,293 @@
+"""Realtime hub fan-out: many sockets on one hot product topic, commit-to-client latency.
+
+    python -m loadtests.bench_realtime [--clients 1000 5000 10000] [--procs 4] [--changes 200] [--rate 20]
+
+Starts a Surge (`surge up`), raises this process's open-file limit to the hard limit and the hub's
+(`python -m realtime.server`) too if it is below what the largest run needs. For each client
+count: `--procs` processes of `loadtests/ws_clients.py` open their share of websocket connections
+(in batches), all subscribed to one hot `product:SKU`. When all have reported, the driver makes
+`--changes` one-unit reservations at `--rate`/s, noting for each the time its 201 arrived and the
+`available` it produced. Latency of a received frame = receive time - 201 time of the change with
+that `available` (commit-to-client plus at most the HTTP response time; frames skipped by the
+hub's per-client coalescing are not counted). Also: hub RSS before/after connecting, hub CPU
+seconds, frames, clients dropped by the hub. Writes loadtests/results/realtime.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+
+from loadtests.results import print_results, write_results
+from loadtests.servers import REPO_ROOT, surge_up
+
+TARGET_P99_MS = 50.0
+TARGET_CLIENTS = 10_000
+INITIAL_STOCK = 1_000_000
+
+
+def raise_own_nofile() -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def find_hub(surge_pid: int, timeout_s: float = 30) -> psutil.Process:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for p in psutil.Process(surge_pid).children(recursive=True):
+            try:
+                if any("realtime.server" in part for part in p.cmdline()):
+                    return p
+            except psutil.Error:
+                continue
+        time.sleep(0.5)
+    raise RuntimeError("realtime hub process not found among surge up's descendants")
+
+
+def ensure_hub_nofile(hub: psutil.Process, needed: int) -> dict:
+    """Raise the hub's open-file soft limit (to its hard limit) if it is below `needed`."""
+    soft, hard = hub.rlimit(psutil.RLIMIT_NOFILE)
+    note = {"hub_nofile_before": [soft, hard]}
+    if soft < needed:
+        target = hard  # raising the hard limit itself would need CAP_SYS_RESOURCE
+        hub.rlimit(psutil.RLIMIT_NOFILE, (target, hard))
+        note["action"] = f"raised soft limit {soft} -> {target} with psutil.Process.rlimit (prlimit(2))"
+        if hard < needed:
+            note["warning"] = f"hard limit {hard} < needed {needed}: not enough fds for the largest run"
+    else:
+        note["action"] = "none needed"
+    note["hub_nofile_after"] = list(hub.rlimit(psutil.RLIMIT_NOFILE))
+    return note
+
+
+def hub_established(hub: psutil.Process) -> int:
+    try:
+        return sum(1 for c in hub.net_connections(kind="tcp") if c.status == psutil.CONN_ESTABLISHED)
+    except psutil.Error:
+        return -1
+
+
+def cpu_s(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return t.user + t.system
+
+
+def percentile(sorted_vals: list[float], q: float) -> float | None:
+    if not sorted_vals:
+        return None
+    return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * q))]
+
+
+def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, changes: int, rate: float,
+            compression: str, connect_timeout_s: float, rss_idle: int) -> dict:
+    sku = f"RT-{uuid.uuid4().hex[:8]}"
+    topic = f"product:{sku}"
+    admin = {"Authorization": f"Bearer {surge.admin_token}"}
+    http = httpx.Client(base_url=surge.url, timeout=10)
+    r = http.put(f"/admin/inventory/{sku}", json={"on_hand": INITIAL_STOCK}, headers=admin)
+    r.raise_for_status()
+
+    # let the previous run's sockets go before measuring the baseline
+    settle = time.monotonic() + 30
+    while hub_established(hub) > 5 and time.monotonic() < settle:
+        time.sleep(0.5)
+    time.sleep(1)
+    rss_before = hub.memory_info().rss
+    cpu_before = cpu_s(hub)
+
+    work = Path(tempfile.mkdtemp(prefix="surge-rt-"))
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    max_seconds = connect_timeout_s + changes / rate + 120
+    children: list[subprocess.Popen] = []
+    t_connect = time.monotonic()
+    for i, n in enumerate(shares):
+        if n == 0:
+            continue
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "loadtests.ws_clients", "--url", hub_url, "--topic", topic, "--n", str(n),
+             "--out", str(work / f"p{i}"), "--max-seconds", str(max_seconds), "--compression", compression],
+            cwd=REPO_ROOT))
+    try:
+        ready: dict[int, dict] = {}
+        deadline = time.monotonic() + connect_timeout_s
+        while len(ready) < len(children) and time.monotonic() < deadline:
+            for i, child in enumerate(children):
+                f = work / f"p{i}.ready.json"
+                if i not in ready and f.exists():
+                    ready[i] = json.loads(f.read_text())
+                if child.poll() is not None and i not in ready:
+                    ready[i] = {"connected": 0, "failed": shares[i], "errors": {f"exit {child.returncode}": 1}}
+            time.sleep(0.2)
+        connect_s = time.monotonic() - t_connect
+        connected = sum(v["connected"] for v in ready.values())
+        print(f"  {clients}: {connected} subscribed in {connect_s:.1f}s "
+              f"({len(ready)}/{len(children)} processes reported)", flush=True)
+        time.sleep(1)  # snapshot frames flushed
+        rss_after = hub.memory_info().rss
+        cpu_connected = cpu_s(hub)
+
+        # the changes, at --rate
+        done: dict[int, float] = {}  # available -> 201 time
+        failures = 0
+        http_ms: list[float] = []
+        t0 = time.monotonic()
+        for i in range(changes):
+            wait = t0 + i / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            sent = time.time()
+            try:
+                resp = http.post("/inventory/reservations", json={
+                    "owner": f"cart:rt-{i}", "lines": [{"sku": sku, "quantity": 1}], "ttl_s": 600})
+                got = time.time()
+                if resp.status_code == 201:
+                    done[int(resp.json()["available"][sku])] = got
+                    http_ms.append((got - sent) * 1000)
+                else:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+        changes_s = time.monotonic() - t0
+        time.sleep(3)  # the last frames
+        cpu_after = cpu_s(hub)
+        rss_end = hub.memory_info().rss
+        hub_conns = hub_established(hub)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(10)
+        http.close()
+
+    latencies: list[float] = []
+    frames = unmatched = dropped = 0
+    client_cpu = 0.0
+    close_codes: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for i in range(len(children)):
+        f = work / f"p{i}.json"
+        if not f.exists():
+            continue
+        doc = json.loads(f.read_text())
+        dropped += doc["dropped"]
+        client_cpu += doc.get("cpu_s", 0.0)
+        for k, v in doc["close_codes"].items():
+            close_codes[k] = close_codes.get(k, 0) + v
+        for k, v in doc["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+        for avail, t in zip(doc["available"], doc["t"]):
+            frames += 1
+            at = done.get(avail)
+            if at is None:
+                unmatched += 1  # the snapshot (initial level), or a level whose 201 failed
+            else:
+                latencies.append((t - at) * 1000)
+        f.unlink()
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
+    latencies.sort()
+    http_ms.sort()
+    mb = 1024 * 1024
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    return {
+        "system": "hub", "clients": clients, "connected": connected,
+        "req_per_s": round(len(latencies) / changes_s, 1) if changes_s else 0.0,  # matched frames delivered/s
+        "p50_ms": round(p50, 2) if p50 is not None else None,
+        "p99_ms": round(p99, 2) if p99 is not None else None,
+        "max_ms": round(latencies[-1], 2) if latencies else None,
+        "rss_before_mb": round(rss_before / mb, 1), "rss_mb": round(rss_after / mb, 1),
+        "rss_end_mb": round(rss_end / mb, 1),
+        "rss_kb_per_conn": round((rss_after - rss_before) / 1024 / connected, 1) if connected else None,
+        "rss_idle_mb": round(rss_idle / mb, 1),
+        "rss_kb_per_conn_from_idle": round((rss_after - rss_idle) / 1024 / connected, 1) if connected else None,
+        "hub_cpu_s": round(cpu_after - cpu_before, 2),
+        "hub_cpu_connect_s": round(cpu_connected - cpu_before, 2),
+        "hub_cpu_changes_s": round(cpu_after - cpu_connected, 2),
+        "client_procs_cpu_s": round(client_cpu, 2),
+        "frames": frames, "frames_matched": len(latencies), "frames_unmatched": unmatched,
+        "frames_per_client": round(len(latencies) / connected, 1) if connected else None,
+        "changes": len(done), "change_failures": failures, "changes_s": round(changes_s, 2),
+        "http_201_p50_ms": round(percentile(http_ms, 0.5), 2) if http_ms else None,
+        "http_201_p99_ms": round(percentile(http_ms, 0.99), 2) if http_ms else None,
+        "connect_s": round(connect_s, 1), "dropped": dropped, "close_codes": close_codes,
+        "connect_errors": errors, "hub_established_at_end": hub_conns, "compression": compression,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m loadtests.bench_realtime", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, nargs="+", default=[1000, 5000, 10000])
+    p.add_argument("--procs", type=int, default=4)
+    p.add_argument("--changes", type=int, default=200)
+    p.add_argument("--rate", type=float, default=20)
+    p.add_argument("--compression", choices=["deflate", "none"], default="deflate",
+                   help="permessage-deflate as browsers offer it (default), or none")
+    p.add_argument("--connect-timeout", type=float, default=180, help="seconds allowed to open all sockets")
+    args = p.parse_args()
+    own = raise_own_nofile()
+    print(f"driver RLIMIT_NOFILE: {own}", flush=True)
+    runs = []
+    with surge_up() as surge:
+        hub_url = json.loads((surge.data_dir / "run.json").read_text())["hub"]
+        hub = find_hub(surge.pid)
+        fd_note = ensure_hub_nofile(hub, max(args.clients) + 256)
+        rss_idle = hub.memory_info().rss
+        print(f"hub pid {hub.pid} at {hub_url}; nofile: {fd_note}", flush=True)
+        for n in args.clients:
+            run = one_run(surge, hub, hub_url, n, args.procs, args.changes, args.rate, args.compression,
+                          args.connect_timeout, rss_idle)
+            print(f"  {n}: connected {run['connected']}, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, "
+                  f"rss {run['rss_before_mb']} -> {run['rss_mb']} MB ({run['rss_kb_per_conn']} KB/conn), "
+                  f"hub cpu {run['hub_cpu_s']} s, frames {run['frames']}, dropped {run['dropped']}", flush=True)
+            runs.append(run)
+            if not hub.is_running():
+                print("  hub process is gone; stopping", flush=True)
+                break
+    largest = max(runs, key=lambda r: r["clients"])
+    met = (largest["clients"] >= TARGET_CLIENTS and largest["connected"] >= TARGET_CLIENTS
+           and largest["p99_ms"] is not None and largest["p99_ms"] <= TARGET_P99_MS)
+    summary = {
+        "target": "one hub process holds 10,000 sockets with commit-to-client p99 <= 50 ms",
+        "largest_run": {"clients": largest["clients"], "connected": largest["connected"],
+                        "p99_ms": largest["p99_ms"]},
+        "target_met": met,
+        "hub_nofile": fd_note,
+        "procs": args.procs, "changes": args.changes, "rate": args.rate, "compression": args.compression,
+        "note": ("latency = client receive time - time the driver got the 201 for the change with that "
+                 "`available` (commit-to-client + at most the HTTP response); client processes share the "
+                 "2 cores with the hub and Surge, so client-side scheduling is included. req_per_s = "
+                 "matched frames delivered per second."),
+    }
+    path = write_results("realtime", runs, summary)
+    table = ["clients  connected  p50_ms  p99_ms  rss_mb  kb/conn  hub_cpu_s  frames  dropped"]
+    for r in runs:
+        table.append(f"{r['clients']:>7}  {r['connected']:>9}  {r['p50_ms']!s:>6}  {r['p99_ms']!s:>6}  "
+                     f"{r['rss_mb']:>6}  {r['rss_kb_per_conn']!s:>7}  {r['hub_cpu_s']:>9}  {r['frames']:>6}  "
+                     f"{r['dropped']:>7}")
+    print("\n".join(table))
+    print_results(path)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
