@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-slow bench bench-flash clean
+.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ bench: install
 # Surge with one API replica per core (the measured best on 2 cores) vs the one-UPDATE baseline
 bench-flash: install
 	$(PY) -m loadtests.bench_flash --surge-env SURGE_API_REPLICAS=2
+
+bench-owner: install
+	$(PY) -m loadtests.bench_owner
+
+bench-realtime: install
+	$(PY) -m loadtests.bench_realtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
