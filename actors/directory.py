@@ -118,18 +118,18 @@ class ActorDirectory:
 
     async def ping_all(self, timeout_s: float = 3.0) -> dict[str, Any]:
         """State of every owner: {"inventory-0": {"ok": True, ...}, ...}; never raises."""
-        out: dict[str, Any] = {}
-        for kind in KINDS:
-            for index, handle in self.all_handles(kind):
-                name = owner_name(kind, index)
-                try:
-                    out[name] = {"ok": True, **await asyncio.wait_for(handle.ping.remote(), timeout_s)}
-                except (asyncio.TimeoutError, GetTimeoutError):
-                    out[name] = {"ok": False, "error": "timeout"}
-                except Exception as exc:  # any failure is a "down" answer, not a crash of the probe
-                    self.forget(kind, index)
-                    out[name] = {"ok": False, "error": type(exc).__name__}
-        return out
+        async def probe(kind: str, index: int, handle) -> dict[str, Any]:
+            try:
+                return {"ok": True, **await asyncio.wait_for(handle.ping.remote(), timeout_s)}
+            except (asyncio.TimeoutError, GetTimeoutError):
+                return {"ok": False, "error": "timeout"}
+            except Exception as exc:  # any failure is a "down" answer, not a crash of the probe
+                self.forget(kind, index)
+                return {"ok": False, "error": type(exc).__name__}
+
+        targets = [(kind, index, handle) for kind in KINDS for index, handle in self.all_handles(kind)]
+        answers = await asyncio.gather(*(probe(*t) for t in targets))  # all at once: one timeout, not one per owner
+        return {owner_name(kind, index): answer for (kind, index, _), answer in zip(targets, answers)}
 
     def ensure_started(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """Create every owner (blocking; for bring-up) and wait until each has loaded its slice."""

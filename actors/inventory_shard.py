@@ -232,7 +232,7 @@ class InventoryShard:
 
     async def ping(self) -> dict:
         return {"ready": self._ready.is_set(), "shard": self.index, "pid": os.getpid(),
-                "skus": len(self.ledger.levels()) if self._ready.is_set() else 0, "queued": self._committer.queued,
+                "skus": self.ledger.sku_count if self._ready.is_set() else 0, "queued": self._committer.queued,
                 "flushes": self.flushes, "flushed_commands": self.flushed_commands}
 
     # --- expiry ----------------------------------------------------------------------------

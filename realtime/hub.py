@@ -77,12 +77,9 @@ class Hub:
         self.max_pending = max_pending
         self.connected = 0
 
-    def client(self, ws) -> Client:
-        return Client(ws, self.max_pending)
-
     def connect(self, ws) -> Client:
         self.connected += 1
-        return self.client(ws)
+        return Client(ws, self.max_pending)
 
     def disconnect(self, client: Client) -> None:
         self.connected -= 1

@@ -1,6 +1,7 @@
 """Everything a replica's handlers need, built once per replica (cosmicpython's bootstrap)."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -66,15 +67,26 @@ class FlashSkus:
         self.max_age_s = max_age_s
         self._skus: frozenset[str] = frozenset()
         self._loaded_at = 0.0
+        self._refresh: asyncio.Task | None = None
         self._sold_out: dict[str, bool] = {}  # last sold-out flag this replica published per SKU
 
     async def contains(self, sku: str) -> bool:
         if time.monotonic() - self._loaded_at > self.max_age_s:
-            rows = await self.pool.fetch(
-                "select v.sku from variants v join products p on p.id = v.product_id where p.flash_sale")
-            self._skus = frozenset(r["sku"] for r in rows)
-            self._loaded_at = time.monotonic()
+            # single flight: a crowd arriving at a stale copy waits on one query, not one each
+            if self._refresh is None:
+                self._refresh = asyncio.create_task(self._load())
+            try:
+                await asyncio.shield(self._refresh)
+            finally:
+                if self._refresh is not None and self._refresh.done():
+                    self._refresh = None
         return sku in self._skus
+
+    async def _load(self) -> None:
+        rows = await self.pool.fetch(
+            "select v.sku from variants v join products p on p.id = v.product_id where p.flash_sale")
+        self._skus = frozenset(r["sku"] for r in rows)
+        self._loaded_at = time.monotonic()
 
     def sold_out_changed(self, sku: str, sold_out: bool) -> bool:
         """True when this replica has not yet published this sold-out state for the SKU."""

@@ -222,6 +222,10 @@ class Ledger:
         """The live reservation; read it, never mutate it."""
         return self._reservations.get(reservation_id)
 
+    @property
+    def sku_count(self) -> int:
+        return len(self._skus)
+
     def customer_units(self, customer_id: str, sku: str) -> int:
         return self._customer_units.get((customer_id, sku), 0)
 

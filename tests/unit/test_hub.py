@@ -33,7 +33,7 @@ async def settle():
 async def test_a_slow_client_gets_only_the_latest_stock_and_never_delays_a_fast_one():
     hub = Hub()
     slow_ws, fast_ws = FakeSocket(blocked=True), FakeSocket()
-    slow, fast = hub.client(slow_ws), hub.client(fast_ws)
+    slow, fast = hub.connect(slow_ws), hub.connect(fast_ws)
     tasks = [asyncio.create_task(c.send_forever()) for c in (slow, fast)]
     await hub.subscribe(slow, {"product:A"}, {})
     await hub.subscribe(fast, {"product:A"}, {})
@@ -54,7 +54,7 @@ async def test_a_slow_client_gets_only_the_latest_stock_and_never_delays_a_fast_
 async def test_a_client_that_falls_too_far_behind_on_queued_topics_is_told_to_resync():
     hub = Hub(max_pending=3)
     ws = FakeSocket(blocked=True)
-    client = hub.client(ws)
+    client = hub.connect(ws)
     task = asyncio.create_task(client.send_forever())
     await hub.subscribe(client, {"heartbeat"}, {})
     for _ in range(6):
@@ -72,7 +72,7 @@ async def test_resume_sends_the_latest_level_only_when_it_is_newer_than_what_the
         return 7, {"available": 3}
 
     hub = Hub(snapshot=snapshot)
-    fresh, current, behind = (hub.client(FakeSocket()) for _ in range(3))
+    fresh, current, behind = (hub.connect(FakeSocket()) for _ in range(3))
     await hub.subscribe(fresh, {"product:A"}, {})
     await hub.subscribe(current, {"product:A"}, {"product:A": 7})
     hub.publish("product:A", {"available": 2}, seq=6)  # a late, older event never goes backwards
