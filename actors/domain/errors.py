@@ -30,6 +30,13 @@ class ErrorCode(StrEnum):
     RESERVATION_CONFLICT = "reservation_conflict"
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_TRANSITION = "invalid_transition"
+    # carts and orders
+    COUPON_INVALID = "coupon_invalid"
+    COUPON_NOT_APPLICABLE = "coupon_not_applicable"
+    CART_EMPTY = "cart_empty"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    REFUND_EXCEEDS_CAPTURE = "refund_exceeds_capture"
+    RETURN_WINDOW_CLOSED = "return_window_closed"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -44,6 +51,12 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.RESERVATION_CONFLICT: 409,
     ErrorCode.INVALID_QUANTITY: 422,
     ErrorCode.INVALID_TRANSITION: 409,
+    ErrorCode.COUPON_INVALID: 422,
+    ErrorCode.COUPON_NOT_APPLICABLE: 422,
+    ErrorCode.CART_EMPTY: 422,
+    ErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    ErrorCode.REFUND_EXCEEDS_CAPTURE: 409,
+    ErrorCode.RETURN_WINDOW_CLOSED: 409,
 }
 
 _BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
@@ -143,3 +156,36 @@ class InvalidQuantity(SurgeError):
 class InvalidTransition(SurgeError):
     code = ErrorCode.INVALID_TRANSITION
     default_detail = "This change is not allowed in the current state."
+
+
+# carts and orders
+
+
+class CouponInvalid(SurgeError):
+    code = ErrorCode.COUPON_INVALID
+    default_detail = "Invalid coupon."
+
+
+class CouponNotApplicable(SurgeError):
+    code = ErrorCode.COUPON_NOT_APPLICABLE
+    default_detail = "This coupon does not apply to this cart."
+
+
+class CartEmpty(SurgeError):
+    code = ErrorCode.CART_EMPTY
+    default_detail = "The cart is empty."
+
+
+class IdempotencyConflict(SurgeError):
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
+    default_detail = "This Idempotency-Key was used for a different request."
+
+
+class RefundExceedsCapture(SurgeError):
+    code = ErrorCode.REFUND_EXCEEDS_CAPTURE
+    default_detail = "A refund cannot exceed what was captured and not yet refunded."
+
+
+class ReturnWindowClosed(SurgeError):
+    code = ErrorCode.RETURN_WINDOW_CLOSED
+    default_detail = "The return window for this order has closed."

@@ -141,6 +141,96 @@ class LowStock(DomainEvent):
     occurred_at: float
 
 
+# carts: keyed by cart id
+
+
+@dataclass(frozen=True, slots=True)
+class CartChanged(DomainEvent):
+    """Any change to a cart; `lines` are (sku, quantity), `holds` (sku, expires_at)."""
+
+    topic: ClassVar[str] = "cart"
+    key_field: ClassVar[str] = "cart_id"
+    cart_id: str
+    customer_id: str | None
+    version: int
+    lines: tuple[tuple[str, int], ...]
+    holds: tuple[tuple[str, float], ...]
+    coupon_code: str | None
+    occurred_at: float
+
+
+# orders: keyed by order number. `lines` are (sku, quantity, unit_price_minor).
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent(DomainEvent):
+    topic: ClassVar[str] = "order"
+    key_field: ClassVar[str] = "number"
+    number: str
+    customer_id: str | None
+    email: str
+    status: str
+    total_minor: int
+    currency: str
+    occurred_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced(OrderEvent):
+    lines: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPaid(OrderEvent):
+    lines: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPaymentFailed(OrderEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled(OrderEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFulfilling(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OrderShipped(OrderEvent):
+    carrier: str = ""
+    tracking_number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivered(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnRequested(OrderEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnApproved(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnReceived(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefunded(OrderEvent):
+    refunded_minor: int = 0
+
+
 def event_type(event: DomainEvent) -> str:
     """The outbox `type`: the class name, e.g. "StockReserved"."""
     return type(event).__name__

@@ -54,7 +54,7 @@ create table orders (
     coupon_code         text,
     shipping_method     text not null check (shipping_method in ('standard', 'express')),
     shipping_address    jsonb not null,
-    reservation_id      text not null,
+    reservation_ids     text[] not null,  -- the order's own hold, plus flash-sale holds adopted from the cart
     -- payment: Surge's own idempotency key for Stripe (localstripe ignores them; Stripe honours them)
     payment_key         text not null unique,
     payment_intent_id   text unique,
