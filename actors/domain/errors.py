@@ -30,6 +30,12 @@ class ErrorCode(StrEnum):
     RESERVATION_CONFLICT = "reservation_conflict"
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_TRANSITION = "invalid_transition"
+    # payments
+    PAYMENT_DECLINED = "payment_declined"
+    INVALID_CARD = "invalid_card"
+    INVALID_SIGNATURE = "invalid_signature"
+    PAYMENT_REFUSED = "payment_refused"
+    CARD_DATA_NOT_ALLOWED = "card_data_not_allowed"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -44,6 +50,12 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.RESERVATION_CONFLICT: 409,
     ErrorCode.INVALID_QUANTITY: 422,
     ErrorCode.INVALID_TRANSITION: 409,
+    # payments
+    ErrorCode.PAYMENT_DECLINED: 402,
+    ErrorCode.INVALID_CARD: 422,
+    ErrorCode.INVALID_SIGNATURE: 400,
+    ErrorCode.PAYMENT_REFUSED: 409,
+    ErrorCode.CARD_DATA_NOT_ALLOWED: 403,
 }
 
 _BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
@@ -143,3 +155,43 @@ class InvalidQuantity(SurgeError):
 class InvalidTransition(SurgeError):
     code = ErrorCode.INVALID_TRANSITION
     default_detail = "This change is not allowed in the current state."
+
+
+# payments
+
+
+class PaymentDeclined(SurgeError):
+    """The card was declined when charged. The gateway returns a declined Intent (a result); the
+    edge raises this (with the provider's message as detail) to answer the shopper."""
+
+    code = ErrorCode.PAYMENT_DECLINED
+    default_detail = "Your card was declined."
+
+
+class InvalidCard(SurgeError):
+    """Test-mode card fields refused before any call to the payment provider."""
+
+    code = ErrorCode.INVALID_CARD
+    default_detail = "The card details are not valid."
+
+
+class InvalidSignature(SurgeError):
+    """A webhook whose Stripe-Signature does not verify (forged, stale or tampered)."""
+
+    code = ErrorCode.INVALID_SIGNATURE
+    default_detail = "The webhook signature is not valid."
+
+
+class PaymentRefused(SurgeError):
+    """The payment provider refused a request for the state the payment is in (capture of an
+    uncaptured intent, refund of a failed payment, an idempotency key reused with other parameters)."""
+
+    code = ErrorCode.PAYMENT_REFUSED
+    default_detail = "The payment provider refused this request."
+
+
+class CardDataNotAllowed(SurgeError):
+    """Raw card numbers may reach Surge only when the provider is the local test server."""
+
+    code = ErrorCode.CARD_DATA_NOT_ALLOWED
+    default_detail = "Card details cannot be sent to the server with live payment keys."
