@@ -37,6 +37,12 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     REFUND_EXCEEDS_CAPTURE = "refund_exceeds_capture"
     RETURN_WINDOW_CLOSED = "return_window_closed"
+    # payments
+    PAYMENT_DECLINED = "payment_declined"
+    INVALID_CARD = "invalid_card"
+    INVALID_SIGNATURE = "invalid_signature"
+    PAYMENT_REFUSED = "payment_refused"
+    CARD_DATA_NOT_ALLOWED = "card_data_not_allowed"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -57,6 +63,12 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.REFUND_EXCEEDS_CAPTURE: 409,
     ErrorCode.RETURN_WINDOW_CLOSED: 409,
+    # payments
+    ErrorCode.PAYMENT_DECLINED: 402,
+    ErrorCode.INVALID_CARD: 422,
+    ErrorCode.INVALID_SIGNATURE: 400,
+    ErrorCode.PAYMENT_REFUSED: 409,
+    ErrorCode.CARD_DATA_NOT_ALLOWED: 403,
 }
 
 _BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
@@ -189,3 +201,41 @@ class RefundExceedsCapture(SurgeError):
 class ReturnWindowClosed(SurgeError):
     code = ErrorCode.RETURN_WINDOW_CLOSED
     default_detail = "The return window for this order has closed."
+# payments
+
+
+class PaymentDeclined(SurgeError):
+    """The card was declined when charged. The gateway returns a declined Intent (a result); the
+    edge raises this (with the provider's message as detail) to answer the shopper."""
+
+    code = ErrorCode.PAYMENT_DECLINED
+    default_detail = "Your card was declined."
+
+
+class InvalidCard(SurgeError):
+    """Test-mode card fields refused before any call to the payment provider."""
+
+    code = ErrorCode.INVALID_CARD
+    default_detail = "The card details are not valid."
+
+
+class InvalidSignature(SurgeError):
+    """A webhook whose Stripe-Signature does not verify (forged, stale or tampered)."""
+
+    code = ErrorCode.INVALID_SIGNATURE
+    default_detail = "The webhook signature is not valid."
+
+
+class PaymentRefused(SurgeError):
+    """The payment provider refused a request for the state the payment is in (capture of an
+    uncaptured intent, refund of a failed payment, an idempotency key reused with other parameters)."""
+
+    code = ErrorCode.PAYMENT_REFUSED
+    default_detail = "The payment provider refused this request."
+
+
+class CardDataNotAllowed(SurgeError):
+    """Raw card numbers may reach Surge only when the provider is the local test server."""
+
+    code = ErrorCode.CARD_DATA_NOT_ALLOWED
+    default_detail = "Card details cannot be sent to the server with live payment keys."
