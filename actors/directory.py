@@ -18,12 +18,13 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
 
 from actors.domain.errors import Unavailable
+from actors.routing import shard_for
 from actors.settings import ActorSettings
 
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
-KINDS = ("inventory", "relay")  # every kind of long-lived actor, for start-up and health
+KINDS = ("inventory", "relay", "cart", "order")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class OwnerConfig:
     redis_url: str | None
     settings: ActorSettings
     log_level: str = "INFO"
+    # payments (the order pipelines talk to Stripe, or to localstripe at `stripe_api_base`)
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
 
 
 def owner_name(kind: str, index: int) -> str:
@@ -58,6 +62,14 @@ class ActorDirectory:
             from actors.event_relay import EventRelay
 
             return EventRelay, 1
+        if kind == "cart":
+            from actors.cart_shard import CartShard
+
+            return CartShard, self.settings.cart_shards
+        if kind == "order":
+            from actors.order_pipeline import OrderPipeline
+
+            return OrderPipeline, self.settings.order_pipelines
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:
@@ -115,6 +127,10 @@ class ActorDirectory:
                 self.forget(kind, index)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    async def call_key(self, kind: str, key: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """`call` on the owner of `key` (a cart id for carts and orders)."""
+        return await self.call(kind, shard_for(key, self.shard_count(kind)), method, *args, **kwargs)
 
     async def ping_all(self, timeout_s: float = 3.0) -> dict[str, Any]:
         """State of every owner: {"inventory-0": {"ok": True, ...}, ...}; never raises."""

@@ -16,3 +16,10 @@ class ActorSettings(BaseSettings):
     actor_max_concurrency: int = Field(default=1000, ge=1)
     # CPU reserved per owner actor; 0 lets many owners share a small machine.
     actor_num_cpus: float = Field(default=0.0, ge=0)
+    # checkout: how long an order waits for its payment before it is cancelled and its stock released
+    checkout_ttl_s: float = Field(default=900.0, gt=0)
+    # flash-sale holds taken at add-to-cart
+    cart_hold_ttl_s: float = Field(default=600.0, gt=0)
+    # the reconciler re-fetches PaymentIntents of orders pending longer than this
+    reconcile_after_s: float = Field(default=15.0, gt=0)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)

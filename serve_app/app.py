@@ -17,7 +17,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import health, inventory
+from serve_app.routes import admin_orders, cart, checkout, health, inventory, orders, webhooks
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
 
@@ -32,6 +32,11 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
+    app.include_router(cart.router)
+    app.include_router(checkout.router)
+    app.include_router(orders.router)
+    app.include_router(admin_orders.router)
+    app.include_router(webhooks.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
@@ -87,6 +92,7 @@ def api_options(serve_settings: ServeSettings) -> dict:
 
 def build_app(args: dict):
     """Serve app builder. `args`: database_url, redis_url, and optional metrics_url, hub_url, log_level,
+    stripe_api_key, stripe_api_base,
     plus `serve` and `actors`: overrides of ServeSettings / ActorSettings. Whatever is not given
     comes from the settings classes (environment) of the process that builds the app."""
     serve_settings = ServeSettings(**args.get("serve", {}))
@@ -95,6 +101,8 @@ def build_app(args: dict):
         redis_url=args.get("redis_url"),
         settings=ActorSettings(**args.get("actors", {})),
         log_level=args.get("log_level", "INFO"),
+        stripe_api_key=args.get("stripe_api_key"),
+        stripe_api_base=args.get("stripe_api_base"),
     )
     config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"))
     options = api_options(serve_settings)

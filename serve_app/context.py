@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.inventory_client import InventoryClient
+from actors.payments import PaymentGateway
 from serve_app.overload import InFlightLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
@@ -39,6 +40,9 @@ class AppContext:
     reserve_limiter: InFlightLimiter
     waiting_room: WaitingRoom | None = None
     flash_skus: "FlashSkus | None" = None
+    cart_tokens: "CartTokens | None" = None
+    order_tokens: "OrderTokens | None" = None
+    gateway: PaymentGateway | None = None
 
     @classmethod
     async def create(cls, config: ApiConfig) -> "AppContext":
@@ -50,12 +54,28 @@ class AppContext:
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
                    reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),
                    waiting_room=WaitingRoom(redis, secret) if redis is not None else None,
-                   flash_skus=FlashSkus(pool))
+                   flash_skus=FlashSkus(pool),
+                   cart_tokens=CartTokens(_derived(config, b"surge-cart:")),
+                   order_tokens=OrderTokens(_derived(config, b"surge-order:")),
+                   gateway=PaymentGateway(config.owners.stripe_api_key or "sk_test_surge_local",
+                                          api_base=config.owners.stripe_api_base,
+                                          webhook_secret=config.serve.stripe_webhook_secret))
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.gateway is not None:
+            await self.gateway.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+from serve_app.cart_session import CartTokens  # noqa: E402  (these import this module's AppContext)
+from serve_app.orders_access import OrderTokens  # noqa: E402
+
+
+def _derived(config: ApiConfig, purpose: bytes) -> str:
+    """A signing secret per purpose, derived from the deployment's secret."""
+    return hashlib.sha256(purpose + (config.serve.admin_token or "dev").encode()).hexdigest()
 
 
 class FlashSkus:

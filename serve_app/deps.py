@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serve_app.context import AppContext
+from serve_app.principal import Principal
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -30,3 +31,12 @@ async def require_admin(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials 
 
 
 Admin = Annotated[None, Depends(require_admin)]
+
+
+async def optional_user(request: Request) -> Principal | None:
+    """The signed-in user, or None. (Interface: the accounts module resolves bearer tokens and
+    session cookies here.)"""
+    return getattr(request.state, "principal", None)
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]

@@ -67,9 +67,13 @@ def _dependency_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+_RESERVED = frozenset({"retry_after", "type", "title", "status", "detail", "instance", "code", "headers"})
+
+
 def surge_problem(exc: SurgeError, instance: str | None) -> JSONResponse:
     headers = {"Retry-After": str(exc.context.get("retry_after", 1))} if exc.status in (429, 503) else None
-    extra = {k: v for k, v in exc.context.items() if k != "retry_after"}
+    # context never overrides the problem's own members (a context key "code" once turned a 422 into a 500)
+    extra = {k: v for k, v in exc.context.items() if k not in _RESERVED}
     return problem(exc.status, exc.code.value, exc.detail, instance, headers=headers, **extra)
 
 

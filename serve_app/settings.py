@@ -31,3 +31,7 @@ class ServeSettings(BaseSettings):
     # Reservations in flight per replica before the API sheds load with 429 + Retry-After.
     reserve_max_in_flight: int = Field(default=2000, ge=1)
     soldout_ttl_s: float = Field(default=0.25, ge=0, le=5)
+    # cookies carry the Secure flag (set it behind HTTPS; local runs are plain HTTP on loopback)
+    cookie_secure: bool = False
+    # Stripe's webhook signing secret for /webhooks/stripe (surge up generates one for localstripe)
+    stripe_webhook_secret: str | None = None

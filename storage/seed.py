@@ -46,6 +46,9 @@ async def _ensure_categories(conn: asyncpg.Connection) -> dict[str, int]:
 async def seed_demo(pool: asyncpg.Pool) -> bool:
     """Create the demo catalog once; returns False when it was already there."""
     async with pool.acquire() as conn, conn.transaction():
+        # the demo coupon (UI_CONTRACT): 10% off the subtotal; added to older data dirs too
+        await conn.execute("insert into coupons (code, kind, value) values ('SAVE10', 'percent', 10) "
+                           "on conflict (code) do nothing")
         if await conn.fetchval("select 1 from surge_meta where key = $1", DEMO_MARKER):
             return False
         cats = await _ensure_categories(conn)

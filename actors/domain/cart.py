@@ -5,9 +5,12 @@ Contract:
   per-customer cap (from the SKU's stock row) bounds a line's quantity.
 - The cart stores what the shopper chose (SKUs, quantities, a coupon code, saved-for-later items);
   it never stores prices: prices are computed on the server at every read (`pricing.py`).
-- A line of a flash-sale product carries a `Hold`: a reservation in the inventory shard, with its
-  own id and expiry. The cart shows the countdown; an expired hold removes the line at the next
-  read (the inventory shard already returned the stock when it expired the reservation).
+- A line of a flash-sale product carries `Hold`s: reservations in the inventory shard, each with its
+  own id, quantity and expiry, summing to the line's quantity. Adding units takes a new hold for
+  just the added units (never "hold the new total, then release the old", which fails near the
+  last unit and the per-customer cap). The cart shows the countdown of the earliest hold; an
+  expired hold takes its units out of the line at the next read (the inventory shard already
+  returned the stock when it expired the reservation).
 - Every change bumps `version`; the persisted row is fenced by it.
 """
 from __future__ import annotations
@@ -34,7 +37,15 @@ class Line:
     sku: str
     quantity: int
     added_at: float
-    hold: Hold | None = None
+    holds: list[Hold] = field(default_factory=list)
+
+    @property
+    def held(self) -> int:
+        return sum(h.quantity for h in self.holds)
+
+    @property
+    def expires_at(self) -> float | None:
+        return min((h.expires_at for h in self.holds), default=None)
 
 
 @dataclass(slots=True)
@@ -54,23 +65,41 @@ class Cart:
         return sum(line.quantity for line in self.lines.values())
 
     def holds(self) -> list[Hold]:
-        return [line.hold for line in self.lines.values() if line.hold is not None]
+        return [h for line in self.lines.values() for h in line.holds]
 
-    def expired_holds(self, now: float) -> list[str]:
-        return [sku for sku, line in self.lines.items() if line.hold is not None and line.hold.expires_at <= now]
+    def drop_expired_holds(self, now: float) -> list[Hold]:
+        """Take the units of expired holds out of their lines (a line left empty goes)."""
+        dropped: list[Hold] = []
+        for sku in list(self.lines):
+            line = self.lines[sku]
+            gone = [h for h in line.holds if h.expires_at <= now]
+            if not gone:
+                continue
+            dropped.extend(gone)
+            line.holds = [h for h in line.holds if h.expires_at > now]
+            line.quantity -= sum(h.quantity for h in gone)
+            if line.quantity <= 0 or not line.holds:
+                del self.lines[sku]
+        if dropped:
+            self._changed()
+        return dropped
 
     # --- commands (each returns nothing, raises a SurgeError on invalid input) -------------
-    def set_line(self, sku: str, quantity: int, now: float, cap: int | None = None, hold: Hold | None = None) -> None:
-        """Put `quantity` units of `sku` in the cart (adds a line or replaces its quantity)."""
+    def set_line(self, sku: str, quantity: int, now: float, cap: int | None = None,
+                 holds: list[Hold] | None = None) -> None:
+        """Put `quantity` units of `sku` in the cart (adds a line or replaces its quantity); a held
+        line's `holds` must sum to `quantity`."""
         check_quantity(quantity, cap)
+        if holds and sum(h.quantity for h in holds) != quantity:
+            raise ValueError("holds must cover the line's quantity exactly")
         if sku not in self.lines and len(self.lines) >= MAX_LINES:
             raise ValidationFailed(f"A cart holds at most {MAX_LINES} lines.")
         line = self.lines.get(sku)
         if line is None:
-            self.lines[sku] = Line(sku, quantity, now, hold)
+            self.lines[sku] = Line(sku, quantity, now, list(holds or []))
         else:
             line.quantity = quantity
-            line.hold = hold
+            line.holds = list(holds or [])
         self.saved.pop(sku, None)
         self._changed()
 
@@ -109,7 +138,7 @@ class Cart:
             if line is None:
                 continue
             changed = True
-            if line.hold is not None or line.quantity <= quantity:
+            if line.holds or line.quantity <= quantity:
                 del self.lines[sku]
             else:
                 line.quantity -= quantity
@@ -130,21 +159,18 @@ class Cart:
             mine = self.lines.get(sku)
             limit = min(MAX_LINE_QUANTITY, caps.get(sku) or MAX_LINE_QUANTITY)
             if mine is None:
-                if len(self.lines) >= MAX_LINES:
-                    if gline.hold:
-                        dropped.append(gline.hold)
+                if len(self.lines) >= MAX_LINES or (gline.holds and gline.quantity > limit):
+                    dropped.extend(gline.holds)
                     continue
-                self.lines[sku] = Line(sku, min(gline.quantity, limit), now, gline.hold)
-            else:
-                if mine.hold is not None or gline.hold is not None:
-                    # a held line keeps its own hold's quantity: holds are not resized here
-                    keep = mine if mine.hold is not None else gline
-                    if keep is gline:
-                        self.lines[sku] = Line(sku, gline.quantity, mine.added_at, gline.hold)
-                    elif gline.hold is not None:
-                        dropped.append(gline.hold)
+                self.lines[sku] = Line(sku, min(gline.quantity, limit), now, list(gline.holds))
+            elif mine.holds or gline.holds:
+                # held units are not re-held here: the customer's own held line wins
+                if mine.holds:
+                    dropped.extend(gline.holds)
                 else:
-                    mine.quantity = min(mine.quantity + gline.quantity, limit)
+                    self.lines[sku] = Line(sku, gline.quantity, mine.added_at, list(gline.holds))
+            else:
+                mine.quantity = min(mine.quantity + gline.quantity, limit)
         for sku, qty in guest.saved.items():
             if sku not in self.lines and len(self.saved) < MAX_SAVED:
                 self.saved[sku] = max(self.saved.get(sku, 0), qty)
@@ -164,9 +190,8 @@ class Cart:
     def to_doc(self) -> dict[str, Any]:
         return {
             "lines": [{"sku": l.sku, "quantity": l.quantity, "added_at": l.added_at,
-                       "hold": None if l.hold is None else {"reservation_id": l.hold.reservation_id,
-                                                              "quantity": l.hold.quantity,
-                                                              "expires_at": l.hold.expires_at}}
+                       "holds": [{"reservation_id": h.reservation_id, "quantity": h.quantity, "expires_at": h.expires_at}
+                                 for h in l.holds]}
                       for l in self.lines.values()],
             "saved": [{"sku": s, "quantity": q} for s, q in self.saved.items()],
             "coupon_code": self.coupon_code,
@@ -177,9 +202,9 @@ class Cart:
                  doc: dict[str, Any]) -> Cart:
         cart = cls(cart_id, customer_id, currency, status=status, version=version, coupon_code=doc.get("coupon_code"))
         for l in doc.get("lines", []):
-            h = l.get("hold")
             cart.lines[l["sku"]] = Line(l["sku"], int(l["quantity"]), float(l["added_at"]),
-                                        None if h is None else Hold(h["reservation_id"], int(h["quantity"]), float(h["expires_at"])))
+                                        [Hold(h["reservation_id"], int(h["quantity"]), float(h["expires_at"]))
+                                         for h in l.get("holds") or []])
         for s in doc.get("saved", []):
             cart.saved[s["sku"]] = int(s["quantity"])
         return cart
@@ -190,3 +215,28 @@ def check_quantity(quantity: int, cap: int | None = None) -> None:
         raise InvalidQuantity(f"Quantity must be a whole number from 1 to {MAX_LINE_QUANTITY}.", quantity=quantity)
     if cap is not None and quantity > cap:
         raise CapExceeded(f"At most {cap} per customer for this item.", cap=cap)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlan:
+    keep: list[Hold]
+    release: list[Hold]
+    reserve: int  # units to hold anew
+
+
+def plan_holds(holds: list[Hold], target: int) -> HoldPlan:
+    """How a held line gets to `target` units: growing holds only the added units; shrinking
+    releases whole holds, and re-holds the remainder of one it had to split."""
+    held = sum(h.quantity for h in holds)
+    if target >= held:
+        return HoldPlan(list(holds), [], target - held)
+    keep: list[Hold] = []
+    kept = 0
+    release: list[Hold] = []
+    for h in holds:
+        if kept + h.quantity <= target:
+            keep.append(h)
+            kept += h.quantity
+        else:
+            release.append(h)
+    return HoldPlan(keep, release, target - kept)

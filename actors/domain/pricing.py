@@ -54,17 +54,17 @@ class Coupon:
     def check(self, subtotal_minor: int, currency: str, now: float, used_by_customer: int = 0) -> None:
         """Raise why this coupon cannot apply now to this subtotal (or return quietly)."""
         if not self.active or (self.starts_at is not None and now < self.starts_at):
-            raise CouponInvalid("Invalid coupon: this code is not active.", code=self.code)
+            raise CouponInvalid("Invalid coupon: this code is not active.", coupon=self.code)
         if self.ends_at is not None and now >= self.ends_at:
-            raise CouponInvalid("Invalid coupon: this code has expired.", code=self.code)
+            raise CouponInvalid("Invalid coupon: this code has expired.", coupon=self.code)
         if self.usage_limit is not None and self.times_used >= self.usage_limit:
-            raise CouponInvalid("Invalid coupon: this code has been used up.", code=self.code)
+            raise CouponInvalid("Invalid coupon: this code has been used up.", coupon=self.code)
         if self.per_customer_limit is not None and used_by_customer >= self.per_customer_limit:
-            raise CouponInvalid("Invalid coupon: you have already used this code.", code=self.code)
+            raise CouponInvalid("Invalid coupon: you have already used this code.", coupon=self.code)
         if self.kind == "fixed" and self.currency != currency:
-            raise CouponNotApplicable("This coupon does not apply to this currency.", code=self.code)
+            raise CouponNotApplicable("This coupon does not apply to this currency.", coupon=self.code)
         if subtotal_minor < self.min_subtotal_minor:
-            raise CouponNotApplicable("The cart is below this coupon's minimum.", code=self.code,
+            raise CouponNotApplicable("The cart is below this coupon's minimum.", coupon=self.code,
                                       min_subtotal_minor=self.min_subtotal_minor)
 
     def discount_for(self, subtotal_minor: int) -> int:
@@ -117,7 +117,7 @@ def quote(lines: list[PricedLine], currency: str, *, coupon: Coupon | None = Non
     if coupon_code:
         try:
             if coupon is None:
-                raise CouponInvalid("Invalid coupon: unknown code.", code=coupon_code)
+                raise CouponInvalid("Invalid coupon: unknown code.", coupon=coupon_code)
             coupon.check(subtotal, currency, now, used_by_customer)
             discount = coupon.discount_for(subtotal)
         except (CouponInvalid, CouponNotApplicable) as exc:

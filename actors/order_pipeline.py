@@ -1,0 +1,557 @@
+"""OrderPipeline: the Ray actor that owns the orders of the carts hashing to it, and runs checkout
+as a saga: price → reserve → create the order → PaymentIntent (the order's own idempotency key)
+→ confirm → on success commit the stock and mark paid; on failure, cancellation or timeout release
+and cancel.
+
+Every step is idempotent, so a resubmit (same cart, same Idempotency-Key) or a restart resumes the
+saga where it stopped instead of starting another: the reservation id is derived from the key, the
+order row is unique per (cart, key), the PaymentIntent id is stored before it is confirmed, and a
+Stripe event id is recorded in the transaction that applies it. Commands for one cart run under
+its lock, so twenty concurrent submits make one order. A reconciler re-fetches PaymentIntents left
+pending (localstripe sends each webhook once, and webhooks get lost) and cancels orders whose
+payment window closed, so no order stays pending with stock held.
+
+Orders are written through (one transaction per transition) rather than group-committed: they
+are not the hot path, and each transition is followed by a payment-provider call anyway.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from actors.directory import ActorDirectory, OwnerConfig
+from actors.domain import events as ev
+from actors.domain.errors import (
+    CartEmpty, CouponInvalid, InvalidTransition, NotFound, RefundExceedsCapture, SurgeError, ValidationFailed, error_for,
+)
+from actors.domain.order import CUSTOMER_CANCELLABLE, OrderStatus, check_return_window, check_transition
+from actors.domain.pricing import Coupon, PricedLine, ShippingMethod, quote
+from actors.inventory_client import InventoryClient
+from actors.payments import Intent, PaymentGateway
+from actors.routing import shard_for
+from storage import order_store
+from storage.catalog_prices import sku_info
+from storage.logs import configure_logging
+from storage.outbox import OutboxRow
+from storage.pool import create_pool
+
+log = logging.getLogger("surge.orders")
+
+S = OrderStatus
+PAID_LIKE = ("succeeded", "requires_capture")
+FAILED = ("requires_payment_method", "canceled")
+
+
+def _outbox(*events: ev.DomainEvent) -> list[OutboxRow]:
+    return [OutboxRow(uuid.uuid4(), e.topic, e.key, ev.event_type(e), ev.event_payload(e), e.occurred_at) for e in events]
+
+
+def _event(cls, row, status: str | None = None, **extra) -> ev.DomainEvent:
+    return cls(row["number"], row["customer_id"], row["email"], status or row["status"], row["total_minor"],
+               row["currency"].strip(), time.time(), **extra)
+
+
+def reservation_id_for(cart_id: str, key: str) -> str:
+    return "ord:" + hashlib.sha256(f"{cart_id}\x00{key}".encode()).hexdigest()[:32]
+
+
+class OrderPipeline:
+    """Owns orders whose cart hashes to it: `shard_for(cart_id, count) == index`."""
+
+    async def __init__(self, config: OwnerConfig, index: int, count: int):
+        configure_logging(config.log_level, component=f"order-{index}")
+        self.index, self.count, self.config = index, count, config
+        self.settings = config.settings
+        self.pool = await create_pool(config.database_url, min_size=1, max_size=6)
+        self.directory = ActorDirectory(config)
+        # a saga retrying after a crash needs the shard's exact idempotent answer: no sold-out memory
+        self.inventory = InventoryClient(self.directory, soldout_ttl_s=0)
+        self.gateway = PaymentGateway(config.stripe_api_key or "sk_test_surge_local", api_base=config.stripe_api_base)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.reconciled = 0
+        self._action: dict[str, dict[str, Any]] = {}  # what the shopper must do next (3-D Secure), per pending order
+        self._reconciler = asyncio.create_task(self._reconcile_loop())
+
+    def _lock(self, cart_id: str) -> asyncio.Lock:
+        lock = self._locks.get(cart_id)
+        if lock is None:
+            lock = self._locks[cart_id] = asyncio.Lock()
+        return lock
+
+    # --- checkout ----------------------------------------------------------------------------
+    async def submit(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """cmd: cart_id, idempotency_key, customer_id, email, shipping_address, shipping_method,
+        payment_method (a provider payment-method id), capture_method."""
+        cart_id, key = cmd["cart_id"], cmd["idempotency_key"]
+        async with self._lock(cart_id):
+            async with self.pool.acquire() as conn:
+                row = await order_store.find_by_key(conn, cart_id, key)
+            if row is None:
+                row = await self._place(cmd)
+            elif row["customer_id"] != cmd.get("customer_id"):
+                raise NotFound("Order not found.")
+            if row["status"] == S.PENDING_PAYMENT:
+                row = await self._pay(row, cmd.get("payment_method"))
+            return await self._view(row)
+
+    async def _place(self, cmd: dict[str, Any]):
+        cart_id = cmd["cart_id"]
+        cart = await self.directory.call("cart", shard_for(cart_id, self.settings.cart_shards), "get", cart_id)
+        if cart is None or not cart["lines"]:
+            raise CartEmpty()
+        if cart["customer_id"] is not None and cart["customer_id"] != cmd.get("customer_id"):
+            raise NotFound("Cart not found.")
+        now = time.time()
+        infos = await sku_info(self.pool, [l["sku"] for l in cart["lines"]])
+        gone = [l["sku"] for l in cart["lines"] if l["sku"] not in infos or not infos[l["sku"]].active]
+        if gone:
+            raise ValidationFailed("Some items are no longer sold; remove them to check out.", skus=gone)
+        currency = {infos[l["sku"]].currency for l in cart["lines"]}
+        if len(currency) != 1:
+            raise ValidationFailed("All items of an order must be priced in one currency.")
+        priced = [PricedLine(l["sku"], infos[l["sku"]].product_id, infos[l["sku"]].name, l["quantity"],
+                             infos[l["sku"]].price_minor) for l in cart["lines"]]
+        customer_key = cmd.get("customer_id") or cmd["email"].lower()
+        coupon, used = None, 0
+        code = cart.get("coupon_code")
+        async with self.pool.acquire() as conn:
+            if code:
+                c = await order_store.coupon(conn, code)
+                coupon = _coupon(c) if c else None
+                used = await order_store.coupon_uses_by(conn, code, customer_key)
+        q = quote(priced, currency.pop(), coupon=coupon, coupon_code=code, now=now, used_by_customer=used,
+                  shipping_method=ShippingMethod(cmd["shipping_method"]), strict_coupon=True)
+
+        # reserve: lines held by the cart (flash sale) are adopted; the rest is held under the order's id
+        holds = {l["sku"]: l["holds"] for l in cart["lines"] if l.get("holds")}
+        own = [(l["sku"], l["quantity"]) for l in cart["lines"] if l["sku"] not in holds]
+        rid = reservation_id_for(cart_id, cmd["idempotency_key"])
+        expires_at = now + self.settings.checkout_ttl_s
+        if own:
+            outcome = await self.inventory.reserve(rid, f"order:{cart_id}", own, self.settings.checkout_ttl_s,
+                                                   customer_id=cmd.get("customer_id"))
+            if not outcome.held:
+                sku = next((s for s, _ in own if outcome.available.get(s, 1) == 0), None)
+                raise error_for(outcome.code or "out_of_stock", outcome.detail, sku=sku, available=outcome.available)
+            expires_at = min(expires_at, outcome.expires_at or expires_at)
+        adopted = [h for line_holds in holds.values() for h in line_holds]
+        for h in adopted:
+            expires_at = min(expires_at, h["expires_at"])
+        reservation_ids = ([rid] if own else []) + [h["reservation_id"] for h in adopted]
+        lines = [{"sku": l.sku, "product_id": l.product_id, "name": l.name, "quantity": l.quantity,
+                  "unit_price_minor": l.unit_price_minor} for l in q.lines]
+        order = {"cart_id": cart_id, "idempotency_key": cmd["idempotency_key"], "customer_id": cmd.get("customer_id"),
+                 "email": cmd["email"], "currency": q.currency, "subtotal_minor": q.subtotal_minor,
+                 "discount_minor": q.discount_minor, "shipping_minor": q.shipping_minor, "total_minor": q.total_minor,
+                 "coupon_code": code if q.discount_minor else None, "shipping_method": q.shipping_method.value,
+                 "shipping_address": cmd["shipping_address"], "reservation_ids": reservation_ids,
+                 "capture_method": cmd.get("capture_method") or "automatic", "expires_at": expires_at}
+        placed = ev.OrderPlaced("", cmd.get("customer_id"), cmd["email"], S.PENDING_PAYMENT.value, q.total_minor,
+                                q.currency, now, tuple((l.sku, l.quantity, l.unit_price_minor) for l in q.lines))
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await order_store.create(conn, order, lines, [OutboxRow(o.event_id, o.topic, "", o.type, o.payload,
+                                                                               o.occurred_at) for o in _outbox(placed)],
+                                               customer_key)
+                if row is None:
+                    raise CouponInvalid("Invalid coupon: this code has been used up.", coupon=code)
+        except BaseException:
+            if own:
+                await self.inventory.release(rid)
+            raise
+        log.info("order placed", extra={"order": row["number"], "total_minor": row["total_minor"]})
+        return row
+
+    async def _pay(self, row, payment_method: str | None):
+        intent: Intent | None = None
+        try:
+            if row["payment_intent_id"] is None:
+                if payment_method is None:
+                    return row  # nothing to charge with yet; the shopper pays by submitting again
+                intent = await self.gateway.create_intent(
+                    amount_minor=row["total_minor"], currency=row["currency"].strip().lower(),
+                    idempotency_key=row["payment_key"], metadata={"order_number": row["number"], "cart_id": row["cart_id"]},
+                    payment_method=payment_method, capture_method=row["capture_method"], confirm=False)
+                async with self.pool.acquire() as conn:
+                    await order_store.set_intent(conn, row["id"], intent.id, intent.status)
+                intent = await self.gateway.confirm_intent(intent.id, idempotency_key=row["payment_key"] + ":confirm")
+            else:
+                intent = await self.gateway.retrieve_intent(row["payment_intent_id"])
+        except SurgeError as exc:
+            if exc.code.value != "payment_declined":
+                raise
+            # a decline at charge time: the order is cancelled, the cart (and its holds) kept
+            return await self._fail(row, exc.detail, None)
+        return await self._apply(row, intent, None)
+
+    # --- payment outcomes ----------------------------------------------------------------------
+    async def _apply(self, row, intent: Intent, event_id: str | None, event_type: str = ""):
+        """Bring the order in line with its PaymentIntent (from the confirm call, a webhook or the
+        reconciler; in any order, any number of times)."""
+        if intent.status in PAID_LIKE:
+            return await self._paid(row, intent, event_id, event_type)
+        if intent.status in FAILED:
+            if intent.status == "canceled" or intent.failure_message:
+                return await self._fail(row, intent.failure_message or "The payment was cancelled.", event_id, event_type)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if event_id is not None and not await order_store.record_stripe_event(conn, event_id, event_type, intent.id):
+                return row
+            await order_store.set_payment_status(conn, row["id"], intent.status)
+            fresh = await order_store.get(conn, row["number"])
+        if intent.needs_action:
+            self._action[row["number"]] = {"type": "authenticate", "payment_intent_id": intent.id,
+                                           "client_secret": intent.client_secret, "url": intent.next_action_url}
+        return fresh
+
+    async def _paid(self, row, intent: Intent, event_id: str | None, event_type: str):
+        if row["status"] != S.PENDING_PAYMENT:
+            if row["status"] == S.CANCELLED and intent.status == "succeeded":
+                # money arrived after the order was given up: give it back
+                await self._refund_intent(row, intent, "payment arrived after the order was cancelled")
+            async with self.pool.acquire() as conn:
+                if event_id is not None:
+                    await order_store.record_stripe_event(conn, event_id, event_type, intent.id)
+            return row
+        if intent.amount_minor != row["total_minor"] or intent.currency.lower() != row["currency"].strip().lower():
+            log.error("payment does not match the order", extra={"order": row["number"], "intent": intent.id,
+                                                                  "amount": intent.amount_minor, "currency": intent.currency})
+            async with self.pool.acquire() as conn:
+                await order_store.set_payment_status(conn, row["id"], "amount_mismatch",
+                                                     "The payment does not match the order total.")
+                return await order_store.get(conn, row["number"])
+        lines = await self._lines(row)
+        skus = [l["sku"] for l in lines]
+        for rid in row["reservation_ids"]:
+            result = await self.inventory.commit(rid, skus)
+            if not result["ok"]:
+                # the hold ran out before the money came: refund, and release whatever is still held
+                await self._refund_intent(row, intent, "stock hold expired before payment")
+                return await self._fail(row, "Your items were no longer held when the payment arrived; "
+                                             "the payment was refunded.", event_id, event_type)
+        captured = intent.amount_received_minor if intent.status == "succeeded" else 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            if event_id is not None and not await order_store.record_stripe_event(conn, event_id, event_type, intent.id):
+                return await order_store.get(conn, row["number"])
+            new = await order_store.transition(
+                conn, row["id"], [S.PENDING_PAYMENT], S.PAID, note=f"payment {intent.status}", actor="payments",
+                outbox=_outbox(_event(ev.OrderPaid, row, S.PAID, lines=tuple((l["sku"], l["quantity"], l["unit_price_minor"])
+                                                                          for l in lines))),
+                paid_at="now", payment_status=intent.status, captured_minor=captured, payment_intent_id=intent.id)
+        if new is None:
+            return row
+        self._action.pop(row["number"], None)
+        try:
+            await self.directory.call("cart", shard_for(row["cart_id"], self.settings.cart_shards), "checked_out",
+                                      row["cart_id"], [(l["sku"], l["quantity"]) for l in lines])
+        except Exception as exc:  # the order is paid; a cart that still shows the lines is a nuisance, not a loss
+            log.warning("clearing the cart failed", extra={"order": row["number"], "error": repr(exc)})
+        log.info("order paid", extra={"order": row["number"]})
+        return new
+
+    async def _fail(self, row, reason: str, event_id: str | None, event_type: str = ""):
+        if row["status"] != S.PENDING_PAYMENT:
+            return row
+        own = reservation_id_for(row["cart_id"], row["idempotency_key"])
+        if own in row["reservation_ids"]:
+            await self.inventory.release(own)  # adopted cart holds stay with the cart (policy: the cart is kept)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if event_id is not None and not await order_store.record_stripe_event(conn, event_id, event_type, row["payment_intent_id"]):
+                return await order_store.get(conn, row["number"])
+            new = await order_store.transition(
+                conn, row["id"], [S.PENDING_PAYMENT], S.CANCELLED, note=reason, actor="payments",
+                outbox=_outbox(_event(ev.OrderPaymentFailed, row, S.CANCELLED, reason=reason),
+                               _event(ev.OrderCancelled, row, S.CANCELLED, reason=reason)),
+                cancelled_at="now", failure_message=reason, payment_status="failed")
+            if new is not None:
+                await order_store.release_coupon(conn, row["id"])
+        log.info("order payment failed", extra={"order": row["number"], "reason": reason})
+        return new or row
+
+    async def _refund_intent(self, row, intent: Intent, why: str) -> None:
+        try:
+            if intent.status == "succeeded":
+                await self.gateway.refund(intent.id, intent.amount_received_minor, idempotency_key=f"auto-refund-{intent.id}")
+            else:
+                await self.gateway.cancel_intent(intent.id, idempotency_key=f"cancel-{intent.id}")
+            log.warning("payment returned", extra={"order": row["number"], "reason": why})
+        except Exception as exc:
+            log.error("returning a payment failed; needs attention", extra={"order": row["number"], "error": repr(exc)})
+
+    async def payment_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A verified webhook (`actors.domain.payment_events.PaymentEvent` as a dict)."""
+        number = (event.get("metadata") or {}).get("order_number")
+        async with self.pool.acquire() as conn:
+            row = await order_store.get(conn, number) if number else await order_store.get_by_intent(conn, event["intent_id"])
+        if row is None:
+            return {"applied": False, "reason": "unknown order"}
+        async with self._lock(row["cart_id"]):
+            async with self.pool.acquire() as conn:
+                if await conn.fetchval("select true from stripe_events where event_id = $1", event["event_id"]):
+                    return {"applied": False, "reason": "duplicate", "order": row["number"]}
+                row = await order_store.get(conn, row["number"])
+            # the event is a hint; the PaymentIntent as Stripe holds it now is the truth (events come in any order)
+            intent = await self.gateway.retrieve_intent(event["intent_id"])
+            new = await self._apply(row, intent, event["event_id"], event["type"])
+            return {"applied": True, "order": row["number"], "status": new["status"]}
+
+    async def refresh_payment(self, number: str) -> dict[str, Any]:
+        """Re-fetch the order's PaymentIntent and apply it (after 3-D Secure, or from the reconciler)."""
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            if row["status"] == S.PENDING_PAYMENT and row["payment_intent_id"]:
+                row = await self._apply(row, await self.gateway.retrieve_intent(row["payment_intent_id"]), None)
+            return await self._view(row)
+
+    # --- lifecycle after payment ---------------------------------------------------------------------
+    async def cancel(self, number: str, actor: str, reason: str = "cancelled", customer: bool = False) -> dict[str, Any]:
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            if customer and row["status"] not in CUSTOMER_CANCELLABLE:
+                raise InvalidTransition("This order can no longer be cancelled; request a return instead.")
+            check_transition(row["status"], S.CANCELLED)
+            if row["status"] == S.PENDING_PAYMENT:
+                if row["payment_intent_id"]:
+                    intent = await self.gateway.retrieve_intent(row["payment_intent_id"])
+                    if intent.status in PAID_LIKE:
+                        row = await self._paid(row, intent, None, "")  # it was paid after all: cancel it as paid below
+                    elif intent.status not in ("canceled",):
+                        await self.gateway.cancel_intent(intent.id, idempotency_key=f"cancel-{intent.id}")
+                if row["status"] == S.PENDING_PAYMENT:
+                    for rid in row["reservation_ids"]:
+                        await self.inventory.release(rid)
+                    return await self._view(await self._transition(row, [S.PENDING_PAYMENT], S.CANCELLED, reason, actor,
+                                                                   ev.OrderCancelled, {"reason": reason}, cancelled_at="now"))
+            # paid, not yet fulfilled: money back in full, units back on the shelf
+            new = await self._transition(row, [S.PAID], S.CANCELLED, reason, actor, ev.OrderCancelled, {"reason": reason},
+                                         cancelled_at="now")
+            await self._money_back(new, new["captured_minor"] - new["refunded_minor"], f"cancel-{number}")
+            await self._restock(new, await self._lines(new), f"cancelled {number}")
+            return await self._view(await self._row(number))
+
+    async def fulfil(self, number: str, actor: str) -> dict[str, Any]:
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            check_transition(row["status"], S.FULFILLING)
+            extra: dict[str, Any] = {}
+            if row["payment_status"] == "requires_capture":  # authorised at checkout, captured when we ship
+                intent = await self.gateway.capture_intent(row["payment_intent_id"], row["total_minor"],
+                                                           idempotency_key=f"capture-{number}")
+                extra = {"captured_minor": intent.amount_received_minor, "payment_status": intent.status}
+            return await self._view(await self._transition(row, [S.PAID], S.FULFILLING, "fulfilment started", actor,
+                                                           ev.OrderFulfilling, {}, **extra))
+
+    async def ship(self, number: str, actor: str, carrier: str, tracking_number: str) -> dict[str, Any]:
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            check_transition(row["status"], S.SHIPPED)
+            return await self._view(await self._transition(
+                row, [S.FULFILLING], S.SHIPPED, f"shipped with {carrier} {tracking_number}", actor, ev.OrderShipped,
+                {"carrier": carrier, "tracking_number": tracking_number}, carrier=carrier, tracking_number=tracking_number,
+                shipped_at="now"))
+
+    async def deliver(self, number: str, actor: str) -> dict[str, Any]:
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            check_transition(row["status"], S.DELIVERED)
+            return await self._view(await self._transition(row, [S.SHIPPED], S.DELIVERED, "delivered", actor,
+                                                           ev.OrderDelivered, {}, delivered_at="now"))
+
+    async def request_return(self, number: str, actor: str, reason: str, lines: list[dict[str, Any]] | None) -> dict[str, Any]:
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            check_transition(row["status"], S.RETURN_REQUESTED)
+            check_return_window(row["delivered_at"], time.time())
+            ordered = {l["sku"]: l for l in await self._lines(row)}
+            chosen = lines or [{"sku": s, "quantity": l["quantity"]} for s, l in ordered.items()]
+            for l in chosen:
+                if l["sku"] not in ordered or not 0 < l["quantity"] <= ordered[l["sku"]]["quantity"]:
+                    raise ValidationFailed("A returned line must be part of the order, up to its quantity.", sku=l["sku"])
+            async with self.pool.acquire() as conn, conn.transaction():
+                await order_store.create_return(conn, row["id"], reason, chosen)
+                new = await order_store.transition(conn, row["id"], [S.DELIVERED], S.RETURN_REQUESTED, note=reason, actor=actor,
+                                                   outbox=_outbox(_event(ev.ReturnRequested, row, S.RETURN_REQUESTED, reason=reason)))
+            return await self._view(new)
+
+    async def approve_return(self, number: str, actor: str) -> dict[str, Any]:
+        return await self._return_step(number, actor, "requested", "approved", S.RETURN_APPROVED, ev.ReturnApproved)
+
+    async def receive_return(self, number: str, actor: str) -> dict[str, Any]:
+        """The parcel is back: restock what was returned (once: the status change happens first)."""
+        return await self._return_step(number, actor, "approved", "received", S.RETURN_RECEIVED, ev.ReturnReceived, restock=True)
+
+    async def _return_step(self, number, actor, from_r, to_r, to_status, event_cls, restock: bool = False):
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            check_transition(row["status"], to_status)
+            async with self.pool.acquire() as conn, conn.transaction():
+                ret = await order_store.open_return(conn, row["id"])
+                if ret is None or not await order_store.set_return_status(conn, ret["id"], from_r, to_r):
+                    raise InvalidTransition("No return in the expected state.")
+                new = await order_store.transition(conn, row["id"], [row["status"]], to_status, note=f"return {to_r}",
+                                                   actor=actor, outbox=_outbox(_event(event_cls, row, to_status)))
+            if restock:
+                await self._restock(new, ret["lines"], f"return of {number}")
+            return await self._view(new)
+
+    async def refund(self, number: str, actor: str, amount_minor: int | None, key: str) -> dict[str, Any]:
+        """Refund through the provider, capped at what was captured and not yet refunded. Without an
+        amount: the open return's lines (when received), else everything left."""
+        row = await self._row(number)
+        async with self._lock(row["cart_id"]):
+            row = await self._row(number)
+            if row["status"] not in (S.PAID, S.FULFILLING, S.SHIPPED, S.DELIVERED, S.RETURN_RECEIVED):
+                raise InvalidTransition(f"An order that is {row['status']} cannot be refunded.")
+            left = row["captured_minor"] - row["refunded_minor"]
+            if amount_minor is None:
+                amount_minor = left
+                if row["status"] == S.RETURN_RECEIVED:
+                    async with self.pool.acquire() as conn:
+                        ret = await order_store.open_return(conn, row["id"])
+                    prices = {l["sku"]: l["unit_price_minor"] for l in await self._lines(row)}
+                    amount_minor = min(left, sum(prices[l["sku"]] * l["quantity"] for l in ret["lines"]))
+            if amount_minor <= 0 or amount_minor > left:
+                raise RefundExceedsCapture(f"At most {left} can be refunded.", refundable_minor=left)
+            await self._money_back(row, amount_minor, key)
+            row = await self._row(number)
+            full = row["refunded_minor"] >= row["captured_minor"]
+            if full or row["status"] == S.RETURN_RECEIVED:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    if row["status"] == S.RETURN_RECEIVED:
+                        ret = await order_store.open_return(conn, row["id"])
+                        await order_store.set_return_status(conn, ret["id"], "received", "refunded", amount_minor)
+                    row = await order_store.transition(
+                        conn, row["id"], [row["status"]], S.REFUNDED, note=f"refunded {amount_minor}", actor=actor,
+                        outbox=_outbox(_event(ev.OrderRefunded, row, S.REFUNDED, refunded_minor=row["refunded_minor"])))
+            return await self._view(row)
+
+    async def _money_back(self, row, amount_minor: int, key: str) -> None:
+        if amount_minor <= 0:
+            return
+        if row["payment_status"] == "requires_capture":  # never captured: void the authorisation
+            await self.gateway.cancel_intent(row["payment_intent_id"], idempotency_key=f"void-{key}")
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            refund = await order_store.add_refund(conn, row["id"], key, amount_minor)
+        if refund is None:
+            raise RefundExceedsCapture()
+        if refund["stripe_refund_id"] is None:
+            refund_id, status = await self.gateway.refund(row["payment_intent_id"], refund["amount_minor"], idempotency_key=key)
+            async with self.pool.acquire() as conn:
+                await order_store.finish_refund(conn, refund["id"], refund_id, status)
+
+    async def _restock(self, row, lines, reason: str) -> None:
+        for l in lines:
+            try:
+                await self.inventory.adjust(l["sku"], int(l["quantity"]), reason)
+            except Exception as exc:  # the order's state is right; the shelf count needs a hand
+                log.error("restock failed; adjust by hand", extra={"order": row["number"], "sku": l["sku"], "error": repr(exc)})
+
+    async def _transition(self, row, from_statuses, to_status, note, actor, event_cls, event_fields, **fields):
+        async with self.pool.acquire() as conn, conn.transaction():
+            new = await order_store.transition(conn, row["id"], list(from_statuses), to_status, note=note, actor=actor,
+                                               outbox=_outbox(_event(event_cls, row, to_status, **event_fields)), **fields)
+        if new is None:
+            raise InvalidTransition(f"The order changed meanwhile (now {row['status']}).")
+        return new
+
+    # --- reads and the reconciler ------------------------------------------------------------------
+    async def _row(self, number: str):
+        async with self.pool.acquire() as conn:
+            row = await order_store.get(conn, number)
+        if row is None:
+            raise NotFound("Order not found.")
+        return row
+
+    async def _lines(self, row) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            return [dict(r) for r in await order_store.lines(conn, row["id"])]
+
+    async def _view(self, row) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            lines = [dict(r) for r in await order_store.lines(conn, row["id"])]
+            history = [dict(r) for r in await order_store.history(conn, row["id"])]
+        view = order_view(row, lines, history)
+        view["next_action"] = self._action.get(row["number"]) if row["status"] == S.PENDING_PAYMENT else None
+        return view
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval_s)
+            try:
+                await self.reconcile_once()
+            except Exception as exc:  # the next round tries again
+                log.warning("reconciling failed", extra={"error": repr(exc)})
+
+    async def reconcile_once(self) -> int:
+        """Pending orders of this pipeline: re-fetch their PaymentIntent; past the payment window,
+        cancel and release."""
+        async with self.pool.acquire() as conn:
+            due = await order_store.pending_due(conn, self.settings.reconcile_after_s)
+        n = 0
+        for row in due:
+            if shard_for(row["cart_id"], self.count) != self.index:
+                continue
+            async with self._lock(row["cart_id"]):
+                row = await self._row(row["number"])
+                if row["status"] != S.PENDING_PAYMENT:
+                    continue
+                if row["payment_intent_id"]:
+                    row = await self._apply(row, await self.gateway.retrieve_intent(row["payment_intent_id"]), None)
+                if row["status"] == S.PENDING_PAYMENT and row["expires_at"] <= time.time():
+                    if row["payment_intent_id"]:
+                        try:
+                            await self.gateway.cancel_intent(row["payment_intent_id"], idempotency_key=f"cancel-{row['payment_intent_id']}")
+                        except SurgeError as exc:
+                            log.warning("cancelling an expired intent failed", extra={"order": row["number"], "error": repr(exc)})
+                    for rid in row["reservation_ids"]:
+                        await self.inventory.release(rid)
+                    await self._transition(row, [S.PENDING_PAYMENT], S.CANCELLED, "payment window closed", "reconciler",
+                                           ev.OrderCancelled, {"reason": "payment window closed"}, cancelled_at="now",
+                                           payment_status="expired")
+                    async with self.pool.acquire() as conn:
+                        await order_store.release_coupon(conn, row["id"])
+                n += 1
+        self.reconciled += n
+        return n
+
+    async def ping(self) -> dict:
+        return {"ready": True, "shard": self.index, "pid": os.getpid(), "reconciled": self.reconciled}
+
+
+def _coupon(r) -> Coupon:
+    return Coupon(r["code"], r["kind"], r["value"], r["currency"].strip(), r["min_subtotal_minor"],
+                  float(r["starts_at"]) if r["starts_at"] is not None else None,
+                  float(r["ends_at"]) if r["ends_at"] is not None else None,
+                  r["usage_limit"], r["per_customer_limit"], r["times_used"], r["active"])
+
+
+def order_view(row, lines: list[dict[str, Any]], history: list[dict[str, Any]]) -> dict[str, Any]:
+    def ts(v):
+        return float(v) if v is not None else None
+
+    return {
+        "number": row["number"], "status": row["status"], "email": row["email"], "customer_id": row["customer_id"],
+        "currency": row["currency"].strip(), "subtotal_minor": row["subtotal_minor"], "discount_minor": row["discount_minor"],
+        "shipping_minor": row["shipping_minor"], "total_minor": row["total_minor"], "coupon_code": row["coupon_code"],
+        "shipping_method": row["shipping_method"], "shipping_address": row["shipping_address"],
+        "payment_status": row["payment_status"], "failure_message": row["failure_message"],
+        "captured_minor": row["captured_minor"], "refunded_minor": row["refunded_minor"],
+        "carrier": row["carrier"], "tracking_number": row["tracking_number"],
+        "created_at": ts(row["created_at"]), "paid_at": ts(row["paid_at"]), "shipped_at": ts(row["shipped_at"]),
+        "delivered_at": ts(row["delivered_at"]), "cancelled_at": ts(row["cancelled_at"]),
+        "expires_at": ts(row["expires_at"]),
+        "lines": [{k: l[k] for k in ("sku", "name", "quantity", "unit_price_minor", "line_total_minor")} for l in lines],
+        "history": [{"status": h["status"], "note": h["note"], "at": float(h["at"])} for h in history],
+    }

@@ -1,0 +1,52 @@
+"""Who may see an order: its customer, an admin, or a guest holding the order's signed token.
+Anyone else gets 404 (never 403: an order number must not be confirmed to a stranger)."""
+from __future__ import annotations
+
+from fastapi import Request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from actors.domain.errors import NotFound
+from serve_app.context import AppContext
+from serve_app.principal import Principal
+from storage import order_store
+
+HEADER = "x-order-token"
+
+
+class OrderTokens:
+    def __init__(self, secret: str):
+        self._s = URLSafeSerializer(secret, salt="surge-order")
+
+    def dumps(self, number: str) -> str:
+        return self._s.dumps(number)
+
+    def grants(self, token: str | None, number: str) -> bool:
+        if not token or len(token) > 200:
+            return False
+        try:
+            return self._s.loads(token) == number
+        except BadSignature:
+            return False
+
+
+async def order_for(ctx: AppContext, request: Request, user: Principal | None, number: str):
+    """The order row if this caller may see it, else NotFound."""
+    async with ctx.pool.acquire() as conn:
+        row = await order_store.get(conn, number)
+    if row is None:
+        raise NotFound("Order not found.")
+    if user is not None and (user.is_admin or (user.user_id is not None and str(user.user_id) == row["customer_id"])):
+        return row
+    token = request.headers.get(HEADER) or request.query_params.get("token")
+    if row["customer_id"] is None and ctx.order_tokens.grants(token, number):
+        return row
+    raise NotFound("Order not found.")
+
+
+async def view(ctx: AppContext, row) -> dict:
+    from actors.order_pipeline import order_view
+
+    async with ctx.pool.acquire() as conn:
+        lines = [dict(r) for r in await order_store.lines(conn, row["id"])]
+        history = [dict(r) for r in await order_store.history(conn, row["id"])]
+    return order_view(row, lines, history)
