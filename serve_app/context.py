@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -16,6 +17,7 @@ from serve_app.overload import InFlightLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
 from storage.pool import create_pool
+from storage.settings import AuthSettings
 from storage.waiting_room import WaitingRoom
 
 
@@ -28,6 +30,7 @@ class ApiConfig:
     metrics_url: str | None = None  # this node's Ray metrics agent, served at /metrics
     hub_url: str | None = None
     version: str = "0.1.0"
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 @dataclass
@@ -43,6 +46,8 @@ class AppContext:
     cart_tokens: "CartTokens | None" = None
     order_tokens: "OrderTokens | None" = None
     gateway: PaymentGateway | None = None
+    rate_limiter: "RateLimiter | None" = None
+    accounts: "Accounts | None" = None
 
     @classmethod
     async def create(cls, config: ApiConfig) -> "AppContext":
@@ -59,7 +64,8 @@ class AppContext:
                    order_tokens=OrderTokens(_derived(config, b"surge-order:")),
                    gateway=PaymentGateway(config.owners.stripe_api_key or "sk_test_surge_local",
                                           api_base=config.owners.stripe_api_base,
-                                          webhook_secret=config.serve.stripe_webhook_secret))
+                                          webhook_secret=config.serve.stripe_webhook_secret),
+                   **accounts_parts(config, pool))
 
     async def close(self) -> None:
         await self.pool.close()
@@ -74,8 +80,11 @@ from serve_app.orders_access import OrderTokens  # noqa: E402
 
 
 def _derived(config: ApiConfig, purpose: bytes) -> str:
-    """A signing secret per purpose, derived from the deployment's secret."""
-    return hashlib.sha256(purpose + (config.serve.admin_token or "dev").encode()).hexdigest()
+    """A signing secret per purpose, derived from the deployment's secret (the JWT key)."""
+    root = config.auth.jwt_secret or config.serve.admin_token
+    if not root:
+        raise ValueError("no secret to sign cart and order tokens with: set SURGE_JWT_SECRET")
+    return hmac.new(root.encode(), purpose, hashlib.sha256).hexdigest()
 
 
 class FlashSkus:
@@ -114,3 +123,12 @@ class FlashSkus:
             return False
         self._sold_out[sku] = sold_out
         return True
+
+
+def accounts_parts(config: ApiConfig, pool: asyncpg.Pool) -> dict:
+    """Accounts and rate limits (fails fast on missing or placeholder secrets)."""
+    from serve_app.accounts import Accounts
+    from serve_app.ratelimit import RateLimiter
+
+    limiter = RateLimiter(config.owners.redis_url, config.serve.rate_limits)
+    return {"rate_limiter": limiter, "accounts": Accounts(pool, config.auth, limiter)}

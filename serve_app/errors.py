@@ -72,6 +72,8 @@ _RESERVED = frozenset({"retry_after", "type", "title", "status", "detail", "inst
 
 def surge_problem(exc: SurgeError, instance: str | None) -> JSONResponse:
     headers = {"Retry-After": str(exc.context.get("retry_after", 1))} if exc.status in (429, 503) else None
+    if exc.status == 401:  # RFC 6750: say which scheme to use
+        headers = {"WWW-Authenticate": "Bearer"}
     # context never overrides the problem's own members (a context key "code" once turned a 422 into a 500)
     extra = {k: v for k, v in exc.context.items() if k not in _RESERVED}
     return problem(exc.status, exc.code.value, exc.detail, instance, headers=headers, **extra)

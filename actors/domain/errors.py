@@ -43,6 +43,14 @@ class ErrorCode(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     PAYMENT_REFUSED = "payment_refused"
     CARD_DATA_NOT_ALLOWED = "card_data_not_allowed"
+    # accounts
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_TOKEN = "invalid_token"
+    EMAIL_TAKEN = "email_taken"
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    RATE_LIMITED = "rate_limited"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -69,6 +77,14 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_SIGNATURE: 400,
     ErrorCode.PAYMENT_REFUSED: 409,
     ErrorCode.CARD_DATA_NOT_ALLOWED: 403,
+    # accounts
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.INVALID_CREDENTIALS: 401,
+    ErrorCode.INVALID_TOKEN: 401,
+    ErrorCode.EMAIL_TAKEN: 409,
+    ErrorCode.ACCOUNT_DEACTIVATED: 403,
+    ErrorCode.RATE_LIMITED: 429,
 }
 
 _BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
@@ -239,3 +255,41 @@ class CardDataNotAllowed(SurgeError):
 
     code = ErrorCode.CARD_DATA_NOT_ALLOWED
     default_detail = "Card details cannot be sent to the server with live payment keys."
+
+
+# accounts
+
+
+class Unauthenticated(SurgeError):
+    code = ErrorCode.UNAUTHENTICATED
+    default_detail = "Sign in to continue."
+
+
+class Forbidden(SurgeError):
+    code = ErrorCode.FORBIDDEN
+    default_detail = "You are not allowed to do this."
+
+
+class InvalidCredentials(SurgeError):
+    code = ErrorCode.INVALID_CREDENTIALS
+    default_detail = "Incorrect email or password."
+
+
+class InvalidToken(SurgeError):
+    code = ErrorCode.INVALID_TOKEN
+    default_detail = "The token is invalid or expired."
+
+
+class EmailTaken(SurgeError):
+    code = ErrorCode.EMAIL_TAKEN
+    default_detail = "An account with this email already exists."
+
+
+class AccountDeactivated(SurgeError):
+    code = ErrorCode.ACCOUNT_DEACTIVATED
+    default_detail = "This account is deactivated."
+
+
+class RateLimited(SurgeError):
+    code = ErrorCode.RATE_LIMITED
+    default_detail = "Too many attempts; retry later."
