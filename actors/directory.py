@@ -23,7 +23,7 @@ from actors.settings import ActorSettings
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
-KINDS = ("inventory", "relay")  # every kind of long-lived actor, for start-up and health
+KINDS = ("inventory", "relay", "notifier")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ class ActorDirectory:
             from actors.event_relay import EventRelay
 
             return EventRelay, 1
+        if kind == "notifier":
+            from actors.notifier import Notifier
+
+            return Notifier, 1
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:

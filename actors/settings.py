@@ -16,3 +16,7 @@ class ActorSettings(BaseSettings):
     actor_max_concurrency: int = Field(default=1000, ge=1)
     # CPU reserved per owner actor; 0 lets many owners share a small machine.
     actor_num_cpus: float = Field(default=0.0, ge=0)
+    # Notifications: an SMTP server (smtp://…, smtps://…, ?starttls=true; unset = the local mailbox
+    # only) and the directory of the mailbox's .eml files (bring-up: <data dir>/mailbox; unset = table only).
+    smtp_url: str | None = None
+    mailbox_dir: str | None = None

@@ -132,6 +132,8 @@ class LocalStack:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.surge.data_dir).resolve()
+        if not self.actors.mailbox_dir:  # the local mailbox's .eml files live with the rest of the data
+            self.actors = self.actors.model_copy(update={"mailbox_dir": str(self.data_dir / "mailbox")})
         self._started: list[tuple[str, Callable[[], None]]] = []
         self._hub: subprocess.Popen | None = None
         self.urls: StackUrls | None = None

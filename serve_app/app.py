@@ -17,7 +17,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import health, inventory
+from serve_app.routes import admin_notifications, health, inventory
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
 
@@ -32,6 +32,7 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
+    app.include_router(admin_notifications.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
