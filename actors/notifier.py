@@ -20,6 +20,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 from actors.directory import OwnerConfig
 from actors.domain.notifications import render
@@ -44,8 +45,10 @@ class NotificationConsumer:
     """One consumer of an order-event stream in a consumer group: the loop's steps, without Ray."""
 
     def __init__(self, redis, mailbox: Mailbox, sender: SmtpSender | None = None, *, stream: str = STREAM,
-                 group: str = GROUP, consumer: str = "notifier-0", claim_idle_ms: int = CLAIM_IDLE_MS):
+                 group: str = GROUP, consumer: str = "notifier-0", claim_idle_ms: int = CLAIM_IDLE_MS,
+                 on_sent: Callable[[str, str], None] | None = None):
         self.redis, self.mailbox, self.sender = redis, mailbox, sender
+        self.on_sent = on_sent  # (kind, transport), once per notification delivered
         self.stream, self.group, self.consumer = stream, group, consumer
         self.claim_idle_ms = claim_idle_ms
         self.transport = sender.transport if sender else "mailbox"
@@ -112,6 +115,8 @@ class NotificationConsumer:
                     await self.sender.send(self.mailbox.message(entry))
                 await self.mailbox.mark_sent(entry.id, self.transport)
                 self.notified += 1
+                if self.on_sent is not None:
+                    self.on_sent(note.kind, self.transport)
                 log.info("notification sent", extra={"event_id": str(event_id), "kind": note.kind,
                                                      "order_number": note.order_number, "transport": self.transport})
         else:
@@ -132,6 +137,11 @@ class Notifier:
         self.consumer_name = f"notifier-{index}"  # stable across restarts: it finds its own pending entries
         self.connected = False
         self.consumer: NotificationConsumer | None = None
+        from ray.util import metrics
+
+        sent = metrics.Counter("surge_notifications", "Customer notifications delivered, by kind and transport.",
+                               tag_keys=("kind", "transport"))
+        self._count_sent = lambda kind, transport: sent.inc(tags={"kind": kind, "transport": transport})
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -144,7 +154,7 @@ class Notifier:
                 redis = create_redis(self.config.redis_url, timeout_s=BLOCK_MS / 1000 + 5)
                 sender = SmtpSender(settings.smtp_url) if settings.smtp_url else None
                 consumer = NotificationConsumer(redis, Mailbox(pool, settings.mailbox_dir), sender,
-                                                consumer=self.consumer_name)
+                                                consumer=self.consumer_name, on_sent=self._count_sent)
                 if self.consumer is not None:  # keep the counts across reconnections
                     consumer.notified, consumer.skipped = self.consumer.notified, self.consumer.skipped
                 self.consumer = consumer

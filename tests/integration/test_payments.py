@@ -60,6 +60,15 @@ async def test_0341_is_a_declined_intent_with_the_message_not_an_exception(gatew
     assert (await gateway.retrieve_intent(intent.id)).failure_message == "Your card was declined."
 
 
+async def test_a_decline_at_a_later_confirm_is_a_declined_intent_too(gateway):
+    pm = await gateway.create_test_payment_method(DECLINE_ON_CHARGE, 12, 2030, "123")
+    pending = await gateway.create_intent(amount_minor=300, currency="usd", idempotency_key=key(), metadata={},
+                                          payment_method=pm, confirm=False)
+    declined = await gateway.confirm_intent(pending.id, key())
+    assert (declined.id, declined.status, declined.failure_message) == (
+        pending.id, "requires_payment_method", "Your card was declined.")
+
+
 async def test_3155_requires_action_then_passing_the_challenge_succeeds(gateway):
     intent = await pay(gateway, THREE_D_SECURE)
     assert intent.status == "requires_action" and intent.needs_action

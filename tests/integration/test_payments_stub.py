@@ -97,3 +97,23 @@ async def test_an_outage_is_unavailable(stub_gateway):
     stub.outage = True
     with pytest.raises(Unavailable):
         await gateway.retrieve_intent("pi_anything")
+
+
+async def test_every_call_reports_its_operation_and_outcome(receiver):
+    calls: list[tuple[str, str]] = []
+    with StripeStub(webhook_url=receiver.url) as stub:
+        gateway = PaymentGateway("sk_test_stub", stub.url, max_network_retries=0,
+                                 record=lambda op, outcome, seconds: calls.append((op, outcome)) if seconds >= 0 else None)
+        try:
+            ok = await gateway.create_test_payment_method(VISA, 12, 2030, "123")
+            bad = await gateway.create_test_payment_method(DECLINE_ON_CHARGE, 12, 2030, "123")
+            for pm in (ok, bad):
+                await gateway.create_intent(amount_minor=100, currency="usd", idempotency_key=str(uuid.uuid4()),
+                                            metadata={}, payment_method=pm)
+            stub.outage = True
+            with pytest.raises(Unavailable):
+                await gateway.retrieve_intent("pi_x")
+        finally:
+            await gateway.aclose()
+    assert calls == [("create_intent", "succeeded"), ("create_intent", "requires_payment_method"),
+                     ("retrieve_intent", "unavailable")]
