@@ -140,6 +140,25 @@ def intent_from(obj: dict[str, Any]) -> Intent:
     )
 
 
+def verify_webhook(payload: bytes, signature_header: str | None, secret: str | None,
+                   tolerance_s: int = DEFAULT_TOLERANCE_S) -> dict:
+    """Stripe's webhook signature check on the raw body, without a gateway (no HTTP client needed):
+    the webhook route can call this with the endpoint secret alone. Returns the event as a dict."""
+    if not secret:
+        raise InvalidSignature("No webhook secret is configured; webhooks are refused.")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance_s)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature(str(exc.user_message or exc).split(";")[0]) from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise InvalidSignature("The webhook body is not JSON.") from None
+    if not isinstance(event, dict) or "id" not in event or "type" not in event:
+        raise InvalidSignature("The webhook body is not a Stripe event.")
+    return event
+
+
 # (operation, outcome, seconds): outcome is the intent's status, "ok", or the error code
 Recorder = Callable[[str, str, float], None]
 
@@ -297,20 +316,7 @@ class PaymentGateway:
     # --- webhooks -----------------------------------------------------------------------------
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> dict:
         """The verified event as a dict; InvalidSignature if the signature, its age or the body is wrong."""
-        if not self.webhook_secret:
-            raise InvalidSignature("No webhook secret is configured; webhooks are refused.")
-        try:
-            stripe.WebhookSignature.verify_header(payload, signature_header, self.webhook_secret,
-                                                  self.webhook_tolerance_s)
-        except stripe.SignatureVerificationError as exc:
-            raise InvalidSignature(str(exc.user_message or exc).split(";")[0]) from None
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            raise InvalidSignature("The webhook body is not JSON.") from None
-        if not isinstance(event, dict) or "id" not in event or "type" not in event:
-            raise InvalidSignature("The webhook body is not a Stripe event.")
-        return event
+        return verify_webhook(payload, signature_header, self.webhook_secret, self.webhook_tolerance_s)
 
     # --- test mode ----------------------------------------------------------------------------
     async def create_test_payment_method(self, number: str, exp_month: int, exp_year: int, cvc: str) -> str:

@@ -4,8 +4,6 @@ These pin down what localstripe does (the saga is written against it): see actor
 """
 from __future__ import annotations
 
-import json
-import queue
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -142,7 +140,6 @@ class Receiver:
     """A loopback HTTP endpoint that records every POST (raw body and Stripe-Signature)."""
 
     def __init__(self):
-        self.received: queue.Queue = queue.Queue()
         self.bodies: list[tuple[bytes, str]] = []
         outer = self
 
