@@ -24,7 +24,7 @@ from actors.settings import ActorSettings
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
-KINDS = ("inventory", "relay", "cart", "order")  # every kind of long-lived actor, for start-up and health
+KINDS = ("inventory", "relay", "cart", "order", "notifier")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,10 @@ class ActorDirectory:
             from actors.order_pipeline import OrderPipeline
 
             return OrderPipeline, self.settings.order_pipelines
+        if kind == "notifier":
+            from actors.notifier import Notifier
+
+            return Notifier, 1
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:

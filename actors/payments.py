@@ -66,14 +66,18 @@ What localstripe (1.15.10) does, measured against it through this gateway (tests
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
 
-from actors.domain.errors import CardDataNotAllowed, InvalidSignature, NotFound, PaymentRefused, Unavailable
+from actors.domain.errors import (CardDataNotAllowed, InvalidSignature, NotFound, PaymentRefused, SurgeError,
+                                  Unavailable)
 
 log = logging.getLogger("surge.payments")
 
@@ -136,12 +140,74 @@ def intent_from(obj: dict[str, Any]) -> Intent:
     )
 
 
+def verify_webhook(payload: bytes, signature_header: str | None, secret: str | None,
+                   tolerance_s: int = DEFAULT_TOLERANCE_S) -> dict:
+    """Stripe's webhook signature check on the raw body, without a gateway (no HTTP client needed):
+    the webhook route can call this with the endpoint secret alone. Returns the event as a dict."""
+    if not secret:
+        raise InvalidSignature("No webhook secret is configured; webhooks are refused.")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance_s)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature(str(exc.user_message or exc).split(";")[0]) from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise InvalidSignature("The webhook body is not JSON.") from None
+    if not isinstance(event, dict) or "id" not in event or "type" not in event:
+        raise InvalidSignature("The webhook body is not a Stripe event.")
+    return event
+
+
+# (operation, outcome, seconds): outcome is the intent's status, "ok", or the error code
+Recorder = Callable[[str, str, float], None]
+
+
+def ray_payment_metrics() -> Recorder:
+    """A Recorder exporting `surge_payment_calls_total{operation,outcome}` and
+    `surge_payment_call_duration_seconds{operation}` through Ray (for the actor that owns the gateway)."""
+    from ray.util import metrics
+
+    calls = metrics.Counter("surge_payment_calls", "Payment provider calls by operation and outcome.",
+                            tag_keys=("operation", "outcome"))
+    latency = metrics.Histogram("surge_payment_call_duration_seconds", "Payment provider call latency in seconds.",
+                                boundaries=[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                                tag_keys=("operation",))
+
+    def record(operation: str, outcome: str, seconds: float) -> None:
+        calls.inc(tags={"operation": operation, "outcome": outcome})
+        latency.observe(seconds, tags={"operation": operation})
+    return record
+
+
+def _observed(operation: str):
+    """Time a gateway call and report its outcome to the gateway's Recorder, if it has one."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        async def inner(self: "PaymentGateway", *args, **kwargs):
+            started, outcome = time.perf_counter(), "error"
+            try:
+                result = await fn(self, *args, **kwargs)
+                outcome = result.status if isinstance(result, Intent) else "ok"
+                return result
+            except SurgeError as exc:
+                outcome = exc.code.value
+                raise
+            finally:
+                if self._record is not None:
+                    self._record(operation, outcome, time.perf_counter() - started)
+        return inner
+    return wrap
+
+
 class PaymentGateway:
-    """One Stripe account (or localstripe). Create one per process; `aclose()` when done."""
+    """One Stripe account (or localstripe). Create one per process; `aclose()` when done.
+    `record` (e.g. `ray_payment_metrics()`) receives every call's operation, outcome and duration."""
 
     def __init__(self, api_key: str, api_base: str | None = None, webhook_secret: str | None = None, *,
                  timeout_s: float = 10.0, max_network_retries: int = 2,
-                 webhook_tolerance_s: int = DEFAULT_TOLERANCE_S):
+                 webhook_tolerance_s: int = DEFAULT_TOLERANCE_S, record: Recorder | None = None):
+        self._record = record
         self.api_key = api_key
         self.api_base = api_base.rstrip("/") if api_base else None
         self.webhook_secret = webhook_secret
@@ -165,6 +231,7 @@ class PaymentGateway:
         await self._http.close_async()
 
     # --- intents ------------------------------------------------------------------------------
+    @_observed("create_intent")
     async def create_intent(self, *, amount_minor: int, currency: str, idempotency_key: str, metadata: dict,
                             payment_method: str | None = None, capture_method: str = "automatic",
                             confirm: bool = True) -> Intent:
@@ -197,6 +264,7 @@ class PaymentGateway:
             raise self._translate(exc, "create a payment") from exc
         return intent_from(pi.to_dict())
 
+    @_observed("retrieve_intent")
     async def retrieve_intent(self, intent_id: str) -> Intent:
         try:
             pi = await self._client.v1.payment_intents.retrieve_async(intent_id)
@@ -204,6 +272,7 @@ class PaymentGateway:
             raise self._translate(exc, "read the payment") from exc
         return intent_from(pi.to_dict())
 
+    @_observed("confirm_intent")
     async def confirm_intent(self, intent_id: str, idempotency_key: str) -> Intent:
         try:
             pi = await self._client.v1.payment_intents.confirm_async(intent_id, None, {"idempotency_key": idempotency_key})
@@ -213,6 +282,7 @@ class PaymentGateway:
             raise self._translate(exc, "confirm the payment") from exc
         return intent_from(pi.to_dict())
 
+    @_observed("capture_intent")
     async def capture_intent(self, intent_id: str, amount_minor: int | None, idempotency_key: str) -> Intent:
         """Capture an intent in requires_capture; amount_minor None captures all of it."""
         params = {"amount_to_capture": amount_minor} if amount_minor is not None else None
@@ -222,6 +292,7 @@ class PaymentGateway:
             raise self._translate(exc, "capture the payment") from exc
         return intent_from(pi.to_dict())
 
+    @_observed("cancel_intent")
     async def cancel_intent(self, intent_id: str, idempotency_key: str) -> Intent:
         try:
             pi = await self._client.v1.payment_intents.cancel_async(intent_id, None, {"idempotency_key": idempotency_key})
@@ -229,6 +300,7 @@ class PaymentGateway:
             raise self._translate(exc, "cancel the payment") from exc
         return intent_from(pi.to_dict())
 
+    @_observed("refund")
     async def refund(self, payment_intent_id: str, amount_minor: int, idempotency_key: str) -> tuple[str, str]:
         """Refund part or all of a captured intent → (refund id, status). The caller caps the amount
         at what was captured less what was refunded: localstripe does not."""
@@ -244,20 +316,7 @@ class PaymentGateway:
     # --- webhooks -----------------------------------------------------------------------------
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> dict:
         """The verified event as a dict; InvalidSignature if the signature, its age or the body is wrong."""
-        if not self.webhook_secret:
-            raise InvalidSignature("No webhook secret is configured; webhooks are refused.")
-        try:
-            stripe.WebhookSignature.verify_header(payload, signature_header, self.webhook_secret,
-                                                  self.webhook_tolerance_s)
-        except stripe.SignatureVerificationError as exc:
-            raise InvalidSignature(str(exc.user_message or exc).split(";")[0]) from None
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            raise InvalidSignature("The webhook body is not JSON.") from None
-        if not isinstance(event, dict) or "id" not in event or "type" not in event:
-            raise InvalidSignature("The webhook body is not a Stripe event.")
-        return event
+        return verify_webhook(payload, signature_header, self.webhook_secret, self.webhook_tolerance_s)
 
     # --- test mode ----------------------------------------------------------------------------
     async def create_test_payment_method(self, number: str, exp_month: int, exp_year: int, cvc: str) -> str:
@@ -273,6 +332,7 @@ class PaymentGateway:
             raise self._translate(exc, "register the card") from exc
         return pm.id
 
+    @_observed("complete_test_authentication")
     async def complete_test_authentication(self, intent_id: str, client_secret: str, success: bool = True) -> Intent:
         """Pass (or fail) the 3-D Secure challenge of an intent in requires_action, as localstripe's
         Stripe.js shim does. Test server only: real Stripe runs the challenge in the shopper's browser."""

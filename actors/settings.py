@@ -23,3 +23,7 @@ class ActorSettings(BaseSettings):
     # the reconciler re-fetches PaymentIntents of orders pending longer than this
     reconcile_after_s: float = Field(default=15.0, gt=0)
     reconcile_interval_s: float = Field(default=5.0, gt=0)
+    # Notifications: an SMTP server (smtp://…, smtps://…, ?starttls=true; unset = the local mailbox
+    # only) and the directory of the mailbox's .eml files (bring-up: <data dir>/mailbox; unset = table only).
+    smtp_url: str | None = None
+    mailbox_dir: str | None = None

@@ -90,6 +90,16 @@ def validate_urls(surge: SurgeSettings, storage: StorageSettings) -> None:
             raise BringUpError(f"{name} must be a {'/'.join(sorted(schemes))}:// URL with a host, got {value!r}")
 
 
+def register_localstripe_webhook(stripe_url: str, name: str, url: str, secret: str,
+                                 events: list[str] | None = None) -> None:
+    """Tell localstripe to POST its events to `url`, signed with `secret` (`POST /_config/webhooks/<name>`;
+    the same name again replaces the endpoint). `events` None = every event type."""
+    body: dict = {"url": url, "secret": secret}
+    if events is not None:
+        body["events"] = events
+    httpx.post(f"{stripe_url.rstrip('/')}/_config/webhooks/{name}", json=body, timeout=5).raise_for_status()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,6 +133,8 @@ class LocalStack:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.surge.data_dir).resolve()
+        if not self.actors.mailbox_dir:  # the local mailbox's .eml files live with the rest of the data
+            self.actors = self.actors.model_copy(update={"mailbox_dir": str(self.data_dir / "mailbox")})
         self._started: list[tuple[str, Callable[[], None]]] = []
         self._hub: subprocess.Popen | None = None
         self.urls: StackUrls | None = None
@@ -163,7 +175,24 @@ class LocalStack:
         ls = LocalStripe(self.data_dir, self.surge.stripe_port)
         url = ls.start(timeout_s=30)
         self._started.append(("localstripe", ls.stop))
+        # localstripe keeps webhook endpoints in memory only: register Surge's at every start
+        host = "127.0.0.1" if self.serve.http_host in ("0.0.0.0", "") else self.serve.http_host
+        try:
+            register_localstripe_webhook(url, "surge", f"http://{host}:{self.serve.http_port}/webhooks/stripe",
+                                         self.stripe_webhook_secret())
+        except httpx.HTTPError as exc:
+            raise BringUpError(f"localstripe refused Surge's webhook endpoint: {_reason(exc)}") from None
         return url
+
+    def stripe_webhook_secret(self) -> str:
+        """SURGE_STRIPE_WEBHOOK_SECRET, else a random whsec_… kept (0600) in the data dir, like the admin token."""
+        if self.surge.stripe_webhook_secret:
+            return self.surge.stripe_webhook_secret
+        path = self.data_dir / "stripe_webhook_secret"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text("whsec_" + secrets.token_urlsafe(32))
+        return path.read_text().strip()
 
     def _ray(self) -> tuple[str, str]:
         import ray
@@ -201,7 +230,8 @@ class LocalStack:
         from serve_app.app import build_app
 
         serve.start(http_options={"host": self.serve.http_host, "port": self.serve.http_port})
-        serve_settings = self.serve.model_copy(update={"admin_token": self.admin_token()})
+        serve_settings = self.serve.model_copy(update={"admin_token": self.admin_token(),
+                                                       "stripe_webhook_secret": self.stripe_webhook_secret()})
         self._app_args = {"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
                           "hub_url": hub_url, "log_level": self.surge.log_level,
                           "stripe_api_key": self.surge.stripe_api_key, "stripe_api_base": self._stripe_url,

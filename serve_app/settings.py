@@ -37,6 +37,8 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Bearer token for admin and internal routes until accounts exist; unset = admin routes closed.
     admin_token: str | None = Field(default=None, min_length=24)
+    # Verifies POST /webhooks/stripe (Stripe's signature scheme); unset = webhooks refused.
+    stripe_webhook_secret: str | None = Field(default=None, min_length=16)
     # How long a replica may answer "sold out" from its own memory without asking the owner.
     # Reservations in flight per replica before the API sheds load with 429 + Retry-After.
     reserve_max_in_flight: int = Field(default=2000, ge=1)

@@ -24,7 +24,7 @@ def test_status_lists_every_owner_and_the_api_deployment_as_up(stack):
     assert out.returncode == 0, out.stdout + out.stderr
     for i in range(stack.actors.inventory_shards):
         assert f"actor inventory-{i}" in out.stdout
-    assert "actor relay-0" in out.stdout
+    assert "actor relay-0" in out.stdout and "actor notifier-0" in out.stdout
     assert "deployment surge/Api" in out.stdout and "DOWN" not in out.stdout
 
 

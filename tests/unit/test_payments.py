@@ -118,3 +118,13 @@ def test_a_decline_message_counts_only_while_the_intent_needs_a_new_payment_meth
     retried = intent_from({"id": "pi_1", "amount": 1, "currency": "usd", "status": "succeeded", "last_payment_error": error})
     assert declined.declined and declined.failure_message == "Your card was declined."
     assert not retried.declined and retried.failure_message is None
+
+
+def test_the_module_level_check_needs_only_the_secret():
+    from actors.payments import verify_webhook
+
+    assert verify_webhook(BODY, sign(BODY), SECRET)["id"] == "evt_1"
+    with pytest.raises(InvalidSignature):
+        verify_webhook(BODY, sign(BODY), "whsec_other")
+    with pytest.raises(InvalidSignature):
+        verify_webhook(b"not json", sign(b"not json"), SECRET)
