@@ -180,6 +180,16 @@ async def test_the_full_life_of_an_order_through_the_api(shopper, api, db, admin
     assert r.json()["status"] == "refunded" and r.json()["refunded_minor"] == 3000  # one unit's price
     types = [t for (t,) in await db.fetch("select type from outbox where key = $1 order by id", n)]
     assert types[-1] == "OrderRefunded" and "OrderShipped" in types and "OrderDelivered" in types
+    # the customer was told at every step (the notifier consumes the order stream into the mailbox)
+    wanted = {"order_placed", "order_paid", "order_shipped", "order_delivered", "order_refunded"}
+
+    async def told():
+        r = await api.get("/admin/notifications", params={"order_number": n}, headers=admin_headers)
+        return wanted <= {m["kind"] for m in r.json()["items"]}
+    await async_wait_for(told, timeout_s=30, what="notifications for every step")
+    shipped = (await api.get("/admin/notifications", params={"order_number": n, "kind": "order_shipped"},
+                             headers=admin_headers)).json()["items"]
+    assert len(shipped) == 1 and "1Z999AA10123456784" in shipped[0]["body"]
 
 
 async def test_refund_beyond_what_was_captured_is_refused(shopper, api, db, admin_headers):
