@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import time
@@ -27,7 +28,7 @@ from typing import Any
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.domain import events as ev
 from actors.domain.errors import (
-    CartEmpty, CouponInvalid, InvalidTransition, NotFound, RefundExceedsCapture, SurgeError, ValidationFailed, error_for,
+    CartEmpty, CouponInvalid, IdempotencyConflict, InvalidTransition, NotFound, RefundExceedsCapture, SurgeError, ValidationFailed, error_for,
 )
 from actors.domain.order import CUSTOMER_CANCELLABLE, OrderStatus, check_return_window, check_transition
 from actors.domain.pricing import Coupon, PricedLine, ShippingMethod, quote
@@ -54,6 +55,12 @@ def _outbox(*events: ev.DomainEvent) -> list[OutboxRow]:
 def _event(cls, row, status: str | None = None, **extra) -> ev.DomainEvent:
     return cls(row["number"], row["customer_id"], row["email"], status or row["status"], row["total_minor"],
                row["currency"].strip(), time.time(), **extra)
+
+
+def request_fingerprint(cmd: dict[str, Any]) -> str:
+    """What a checkout asked for, apart from the payment method (a resubmit may carry a fresh one)."""
+    asked = {k: cmd.get(k) for k in ("email", "customer_id", "shipping_address", "shipping_method", "capture_method")}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def reservation_id_for(cart_id: str, key: str) -> str:
@@ -95,6 +102,8 @@ class OrderPipeline:
                 row = await self._place(cmd)
             elif row["customer_id"] != cmd.get("customer_id"):
                 raise NotFound("Order not found.")
+            elif row["request_fingerprint"] != request_fingerprint(cmd):
+                raise IdempotencyConflict(order=row["number"])
             if row["status"] == S.PENDING_PAYMENT:
                 row = await self._pay(row, cmd.get("payment_method"))
             return await self._view(row)
@@ -150,7 +159,8 @@ class OrderPipeline:
                  "discount_minor": q.discount_minor, "shipping_minor": q.shipping_minor, "total_minor": q.total_minor,
                  "coupon_code": code if q.discount_minor else None, "shipping_method": q.shipping_method.value,
                  "shipping_address": cmd["shipping_address"], "reservation_ids": reservation_ids,
-                 "capture_method": cmd.get("capture_method") or "automatic", "expires_at": expires_at}
+                 "capture_method": cmd.get("capture_method") or "automatic", "expires_at": expires_at,
+                 "request_fingerprint": request_fingerprint(cmd)}
         placed = ev.OrderPlaced("", cmd.get("customer_id"), cmd["email"], S.PENDING_PAYMENT.value, q.total_minor,
                                 q.currency, now, tuple((l.sku, l.quantity, l.unit_price_minor) for l in q.lines))
         try:
@@ -182,6 +192,8 @@ class OrderPipeline:
                 intent = await self.gateway.confirm_intent(intent.id, idempotency_key=row["payment_key"] + ":confirm")
             else:
                 intent = await self.gateway.retrieve_intent(row["payment_intent_id"])
+                if intent.status == "requires_confirmation":  # created, then a crash before the confirm
+                    intent = await self.gateway.confirm_intent(intent.id, idempotency_key=row["payment_key"] + ":confirm")
         except SurgeError as exc:
             if exc.code.value != "payment_declined":
                 raise

@@ -19,7 +19,7 @@ select e, t, k, ty, pl::jsonb, to_timestamp(at)
 from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) as x(e, t, k, ty, pl, at)
 """
 
-ORDER_COLUMNS = """id, number, cart_id, idempotency_key, customer_id::text as customer_id, email, status, currency,
+ORDER_COLUMNS = """id, number, cart_id, idempotency_key, request_fingerprint, customer_id::text as customer_id, email, status, currency,
     subtotal_minor, discount_minor, shipping_minor, total_minor, coupon_code, shipping_method, shipping_address,
     reservation_ids, payment_key, payment_intent_id, payment_status, capture_method, captured_minor,
     refunded_minor, failure_message, carrier, tracking_number, version,
@@ -77,14 +77,14 @@ async def create(conn: asyncpg.Connection, order: dict[str, Any], order_lines: l
     row = await conn.fetchrow(
         f"""insert into orders (number, cart_id, idempotency_key, customer_id, email, status, currency, subtotal_minor,
                 discount_minor, shipping_minor, total_minor, coupon_code, shipping_method, shipping_address,
-                reservation_ids, payment_key, capture_method, expires_at)
+                reservation_ids, payment_key, capture_method, expires_at, request_fingerprint)
             values ($1, $2, $3, $4::uuid, $5, 'pending_payment', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    to_timestamp($17))
+                    to_timestamp($17), $18)
             returning {ORDER_COLUMNS}""",
         number, order["cart_id"], order["idempotency_key"], order["customer_id"], order["email"], order["currency"],
         order["subtotal_minor"], order["discount_minor"], order["shipping_minor"], order["total_minor"],
         order["coupon_code"], order["shipping_method"], order["shipping_address"], order["reservation_ids"],
-        f"pay-{number}", order["capture_method"], order["expires_at"])
+        f"pay-{number}", order["capture_method"], order["expires_at"], order["request_fingerprint"])
     await conn.execute(
         """insert into order_lines (order_id, sku, product_id, name, quantity, unit_price_minor, line_total_minor)
            select $1, sku, pid, nm, q, up, up * q

@@ -41,6 +41,7 @@ create table orders (
     -- the checkout's idempotency key, scoped to the cart it checks out: the same submit, the same order
     cart_id             text not null,
     idempotency_key     text not null,
+    request_fingerprint text not null,  -- what was asked with that key: the same key asking otherwise is refused
     customer_id         uuid,
     email               text not null,
     status              text not null check (status in ('pending_payment', 'paid', 'fulfilling', 'shipped',

@@ -251,3 +251,15 @@ async def test_an_abandoned_pending_order_is_cancelled_and_released_by_the_recon
     await directory.call_key("order", cart_id, "reconcile_once")
     assert await db.fetchval("select status from orders where number = $1", n) == "cancelled"
     assert (await level(api, sku))["reserved"] == 0
+
+
+async def test_the_same_key_asking_for_something_else_is_refused(shopper, api, db, admin_headers):
+    sku = await make_product(db, api, admin_headers)
+    await shopper.post("/cart/items", json={"sku": sku})
+    k = key()
+    first = await shopper.post("/checkout", json=checkout_body(), headers={"Idempotency-Key": k})
+    assert first.status_code == 201
+    other = checkout_body()
+    other["shipping_method"] = "express"
+    r = await shopper.post("/checkout", json=other, headers={"Idempotency-Key": k})
+    assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict" and r.json()["order"] == first.json()["number"]
