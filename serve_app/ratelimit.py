@@ -85,8 +85,21 @@ class RateLimiter:
 
 
 def client_address(request: Request) -> str:
-    """The peer address. (Behind a proxy that rewrites it, trust its header here, not the client's.)"""
-    return request.client.host if request.client else "unknown"
+    """The client's address: the socket peer, or behind `client_hops` trusted proxies that append to
+    X-Forwarded-For, the entry they appended (entries further left are whatever the client sent)."""
+    peer = request.client.host if request.client else "unknown"
+    ctx = getattr(request.app.state, "ctx", None)
+    hops = ctx.config.serve.client_hops if ctx is not None and hasattr(ctx, "config") else 0
+    return address_from(peer, request.headers.getlist("x-forwarded-for"), hops)
+
+
+def address_from(peer: str, forwarded_for: list[str], hops: int) -> str:
+    if hops <= 0:
+        return peer
+    chain = [a.strip() for header in forwarded_for for a in header.split(",") if a.strip()]
+    if len(chain) < hops:
+        return peer  # fewer hops than configured: not through the proxies (or misconfigured)
+    return chain[-hops][:64]
 
 
 def account_key(email: str) -> str:

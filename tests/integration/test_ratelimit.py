@@ -78,3 +78,23 @@ async def test_check_refuses_without_counting_and_hit_counts(stack):
         await limiter.check("fails", key)
     assert refused.value.context["retry_after"] >= 1
     await limiter.check("fails", uuid.uuid4().hex)  # another key is untouched
+
+
+async def test_through_the_ingress_a_client_cannot_choose_the_address_it_is_counted_under(stack, api):
+    """Serve's HAProxy appends the real peer to X-Forwarded-For (cluster/haproxy-loopback.sh), and the
+    API counts that hop, not what the client wrote."""
+    import redis.asyncio as aioredis
+
+    if stack.serve.client_hops != 1:
+        pytest.skip("only meaningful behind Serve's HAProxy ingress")
+    spoofed = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    r = await api.post("/auth/token", data={"username": f"x-{uuid.uuid4().hex[:8]}@example.test", "password": "pw"},
+                       headers={"X-Forwarded-For": spoofed})
+    assert r.status_code == 401
+    client = aioredis.Redis.from_url(stack.urls.redis)
+    try:
+        keys = [k.decode() async for k in client.scan_iter(match="*signin_address*")]
+    finally:
+        await client.aclose()
+    assert any("127.0.0.1" in k for k in keys), keys
+    assert not any(spoofed in k for k in keys), keys
