@@ -65,6 +65,15 @@ class User(BaseModel):
     phone: str | None = None
     created_at: datetime
 
+    @classmethod
+    def from_row(cls, row, cipher) -> "User":
+        """From a `users` row; the phone is decrypted with `cipher` (storage/crypto.py)."""
+        from storage.crypto import context_for
+
+        return cls(id=row["id"], email=row["email"], name=row["name"], role=row["role"], status=row["status"],
+                   phone=cipher.decrypt(row["phone_enc"], context_for("users", "phone_enc", row["id"])),
+                   created_at=row["created_at"])
+
 
 class SessionResponse(BaseModel):
     """A page sign-in: the tokens are in HttpOnly cookies, not in the body."""

@@ -237,3 +237,27 @@ async def test_a_deactivated_user_is_refused_even_with_an_unexpired_token(api, m
     # a wrong password still says only "incorrect", so deactivation is not an oracle
     r = await api.post("/auth/token", data={"username": customer.email, "password": "wrong-wrong"})
     assert r.status_code == 401
+
+
+async def test_a_hash_with_old_parameters_is_upgraded_at_the_next_sign_in(api, make_customer, db):
+    from argon2 import extract_parameters
+
+    from storage.passwords import PasswordHasher
+
+    customer = await make_customer()
+    old = PasswordHasher(time_cost=3).hash_sync(customer.password)  # not what the stack uses (t=2)
+    await db.execute("update users set password_hash = $2 where id = $1", uuid.UUID(customer.user_id), old)
+    await sign_in(str(api.base_url), customer.email, customer.password)
+    stored = await db.fetchval("select password_hash from users where id = $1", uuid.UUID(customer.user_id))
+    assert stored != old and extract_parameters(stored).time_cost == 2
+    await sign_in(str(api.base_url), customer.email, customer.password)  # and the new hash verifies
+
+
+async def test_demo_accounts_seed_is_idempotent(db):
+    from storage.seed import seed_demo, seed_demo_accounts
+
+    assert await seed_demo_accounts(db) == 0
+    assert await seed_demo(db) is False
+    count = await db.fetchval("select count(*) from users where lower(email) in ($1, $2)", DEMO_ADMIN[0],
+                              DEMO_CUSTOMER[0])
+    assert count == 2
