@@ -261,3 +261,29 @@ async def test_demo_accounts_seed_is_idempotent(db):
     count = await db.fetchval("select count(*) from users where lower(email) in ($1, $2)", DEMO_ADMIN[0],
                               DEMO_CUSTOMER[0])
     assert count == 2
+
+
+async def test_two_concurrent_refreshes_with_one_token_cannot_both_rotate(stack, make_customer):
+    """The token row is locked while it rotates: one caller wins, the other is a reuse, and the
+    reuse revokes the family, the winner's new token included."""
+    import asyncio
+
+    customer = await make_customer()
+    async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as api:
+        results = await asyncio.gather(*(api.post("/auth/refresh", json={"refresh_token": customer.refresh_token})
+                                          for _ in range(2)))
+        codes = sorted(r.status_code for r in results)
+        assert codes == [200, 401]
+        winner = next(r for r in results if r.status_code == 200).json()
+        assert (await api.post("/auth/refresh", json={"refresh_token": winner["refresh_token"]})).status_code == 401
+
+
+async def test_concurrent_registrations_of_one_email_create_one_account(stack, db):
+    import asyncio
+
+    email = unique_email()
+    async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as api:
+        results = await asyncio.gather(*(api.post("/auth/register", json={"email": email, "password": f"password-{i}"})
+                                          for i in range(4)))
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
+    assert await db.fetchval("select count(*) from users where lower(email) = $1", email) == 1
