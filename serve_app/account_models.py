@@ -10,11 +10,14 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from serve_app.schemas import Strict
 
+# No control characters in anything stored as text (PostgreSQL refuses NUL: a 500 otherwise)
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
 Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254,
-                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+                                         pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")]
 # bounded so a megabyte "password" cannot buy a megabyte of Argon2 work
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100, pattern=_TEXT)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50, pattern=_TEXT)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=25, pattern=r"^\+?[0-9 ().-]+$")]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 RoleName = Literal["customer", "vendor", "admin"]
@@ -87,7 +90,7 @@ class ProfileUpdate(Strict):
 
 
 class AddressIn(Strict):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = ""
+    label: Label = ""
     name: Line
     line1: Line
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
@@ -99,7 +102,7 @@ class AddressIn(Strict):
 
 
 class AddressPatch(Strict):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    label: Label | None = None
     name: Line | None = None
     line1: Line | None = None
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None

@@ -33,7 +33,8 @@ async def _user_or_404(ctx, user_id: uuid.UUID):
 
 @router.get("/users")
 async def list_users(ctx: Ctx, admin: AdminUser,
-                     q: Annotated[str | None, Query(max_length=100, description="part of the email or name")] = None,
+                     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$",
+                                                   description="part of the email or name")] = None,
                      role: Literal["customer", "vendor", "admin"] | None = None,
                      status: Literal["active", "deactivated"] | None = None,
                      limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -111,9 +112,10 @@ async def change_role(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID, body: Role
 
 @router.get("/audit-log")
 async def audit_log(ctx: Ctx, admin: AdminUser, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    before_id: int | None = None, target_id: Annotated[str | None, Query(max_length=100)] = None,
+                    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+                    target_id: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
                     actor_id: uuid.UUID | None = None,
-                    action: Annotated[str | None, Query(max_length=50)] = None) -> list[AuditEntry]:
+                    action: Annotated[str | None, Query(max_length=50, pattern=r"^[^\x00]*$")] = None) -> list[AuditEntry]:
     """Admin actions, newest first; page with `before_id`."""
     rows = await admin_audit.entries(ctx.pool, limit, before_id, target_id, actor_id, action)
     return [AuditEntry(**dict(r)) for r in rows]

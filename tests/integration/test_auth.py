@@ -287,3 +287,18 @@ async def test_concurrent_registrations_of_one_email_create_one_account(stack, d
                                           for i in range(4)))
     assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
     assert await db.fetchval("select count(*) from users where lower(email) = $1", email) == 1
+
+
+async def test_control_characters_are_refused_not_a_server_error(api, admin_user_headers):
+    """PostgreSQL refuses NUL in text: free-text inputs must answer 4xx, never 500."""
+    r = await api.post("/auth/register", json={"email": "nul\u0000@example.test", "password": "long-enough-1"})
+    assert r.status_code == 422
+    r = await api.post("/auth/register", json={"email": unique_email(), "password": "long-enough-1", "name": "a\u0000"})
+    assert r.status_code == 422
+    r = await api.post("/auth/token", data={"username": "nul\u0000@example.test", "password": "whatever"})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    r = await api.post("/auth/password-reset", json={"email": "nul\u0000@example.test"})
+    assert r.status_code == 422
+    assert (await api.get("/admin/users", params={"q": "a\u0000"}, headers=admin_user_headers)).status_code == 422
+    r = await api.get("/admin/audit-log", params={"before_id": 2**70}, headers=admin_user_headers)
+    assert r.status_code == 422
