@@ -54,15 +54,37 @@ async def test_limits_are_shared_by_replicas_through_valkey(stack):
         assert (await via_2.get("/probe")).status_code == 429
 
 
-async def test_with_valkey_down_the_limiter_fails_open_and_says_so(caplog):
+async def test_with_valkey_down_the_limiter_fails_open_and_says_so_once(caplog):
     limiter = RateLimiter(f"redis://127.0.0.1:{free_port()}", {})  # nothing listens there
+    attempts = 0
+    real_hit = limiter._strategy.hit
+
+    async def counting_hit(*args, **kwargs):
+        nonlocal attempts
+        attempts += 1
+        return await real_hit(*args, **kwargs)
+
+    limiter._strategy.hit = counting_hit
     app = probe_app(limiter, "probe-down")
     with caplog.at_level(logging.WARNING, logger="surge.ratelimit"):
         async with client_from(app, "10.0.0.4") as client:
             codes = [(await client.get("/probe")).status_code for _ in range(5)]
-    assert codes == [200] * 5
-    assert limiter.failed_open == 5
-    assert any("rate limit store unavailable" in rec.getMessage() for rec in caplog.records)
+    assert codes == [200] * 5 and limiter.failed_open == 5
+    # one attempt on the store, then the outage is remembered instead of re-tried per request
+    assert attempts == 1
+    warnings = [rec for rec in caplog.records if "rate limit store unavailable" in rec.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_after_the_retry_window_the_limiter_tries_the_store_again(stack):
+    limiter = RateLimiter(stack.urls.redis, {"back": "1/minute"}, retry_s=0.0)
+    limiter._down_until = 1.0  # an outage that ended long ago (monotonic clock)
+    key = uuid.uuid4().hex
+    await limiter.hit("back", key)
+    from actors.domain.errors import RateLimited
+
+    with pytest.raises(RateLimited):
+        await limiter.hit("back", key)
 
 
 async def test_check_refuses_without_counting_and_hit_counts(stack):
