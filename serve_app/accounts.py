@@ -58,7 +58,7 @@ class Accounts:
         await self.limiter.hit("signin_address", address)
         acct = account_key(email)
         await self.limiter.check("signin_account", acct)
-        cred = await user_store.credentials(self.pool, email.strip())
+        cred = await self._credentials(email)
         verified = await self.hasher.verify(cred["password_hash"] if cred else None, password)
         if not verified.ok:
             await self.limiter.hit("signin_account", acct)
@@ -68,6 +68,13 @@ class Accounts:
         if verified.new_hash:  # parameters changed since this hash was made: upgrade it now
             await user_store.set_password(self.pool, cred["id"], verified.new_hash)
         return await self.issue(cred["id"], cred["role"])
+
+    async def _credentials(self, email: str) -> asyncpg.Record | None:
+        # the OAuth2 form's username is free text: what cannot be an email finds no account
+        email = email.strip()
+        if not email or len(email) > 254 or any(ord(c) < 32 or ord(c) == 127 for c in email):
+            return None
+        return await user_store.credentials(self.pool, email)
 
     async def issue(self, user_id: uuid.UUID, role: str, conn=None) -> TokenPair:
         """A new session: an access token and the first refresh token of a new family."""
@@ -113,7 +120,7 @@ class Accounts:
         (kind `password_reset`) carrying a single-use token."""
         await self.limiter.hit("reset_address", address)
         await self.limiter.hit("reset_account", account_key(email))
-        cred = await user_store.credentials(self.pool, email.strip())
+        cred = await self._credentials(email)
         if cred is None or cred["status"] != "active":
             return
         token = new_opaque_token()

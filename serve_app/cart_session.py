@@ -128,3 +128,18 @@ async def priced(ctx: AppContext, cart: dict[str, Any] | None, customer_key: str
 def shipping_options(subtotal_after_discount: int) -> list[dict[str, Any]]:
     return [{"method": r.method.value, "label": r.label, "cost_minor": r.cost_for(subtotal_after_discount),
              "days": r.days} for r in SHIPPING_RATES.values()]
+
+
+async def merge_into_customer(ctx: AppContext, request: Request, user: Principal) -> dict | None:
+    """Merge the request's guest cart into the signed-in customer's cart (idempotent: a merged
+    guest cart is empty). Called by the merge route and at sign-in."""
+    guest_id = guest_cart_id(ctx, request)
+    cart_id = await resolve(ctx, request, None, user, create=True)
+    if guest_id is None or guest_id == cart_id:
+        return await ctx.directory.call_key("cart", cart_id, "get", cart_id)
+    guest = await ctx.directory.call_key("cart", guest_id, "take_guest", guest_id, retry=False)
+    if guest is None:
+        return await ctx.directory.call_key("cart", cart_id, "get", cart_id)
+    infos = await sku_info(ctx.pool, [l["sku"] for l in guest["lines"]])
+    caps = {s: i.per_customer_cap for s, i in infos.items()}
+    return await ctx.directory.call_key("cart", cart_id, "absorb", cart_id, str(user.user_id), guest, caps)

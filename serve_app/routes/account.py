@@ -15,18 +15,12 @@ from storage.crypto import context_for
 router = APIRouter(prefix="/account", tags=["account"])
 
 
-def user_out(ctx, row) -> User:
-    phone = ctx.accounts.cipher.decrypt(row["phone_enc"], context_for("users", "phone_enc", row["id"]))
-    return User(id=row["id"], email=row["email"], name=row["name"], role=row["role"], status=row["status"],
-                phone=phone, created_at=row["created_at"])
-
-
 @router.get("")
 async def profile(ctx: Ctx, user: CurrentUser) -> User:
     row = await user_store.get(ctx.pool, user.user_id)
     if row is None:
         raise NotFound("No such user.")
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.patch("")
@@ -41,7 +35,7 @@ async def update_profile(ctx: Ctx, user: CurrentUser, body: ProfileUpdate) -> Us
     row = await user_store.update_profile(ctx.pool, user.user_id, changes)
     if row is None:
         raise NotFound("No such user.")
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.get("/addresses")

@@ -12,13 +12,11 @@ from actors.domain.errors import InvalidToken
 from serve_app.account_models import (PasswordChange, PasswordResetConfirm, PasswordResetRequest, RefreshRequest,
                                       RegisterRequest, SessionResponse, SignInRequest, TokenResponse, User)
 from serve_app.accounts import TokenPair
-from serve_app.auth import REFRESH_COOKIE, clear_session_cookies, set_session_cookies
+from serve_app.auth import clear_session_cookies, set_session_cookies
 from serve_app.deps import Ctx, CurrentUser
 from serve_app.ratelimit import client_address
 from serve_app import cart_session
 from serve_app.principal import Principal, Role
-from serve_app.routes.account import user_out
-from serve_app.routes.cart import merge_into_customer
 from storage import user_store
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -40,7 +38,7 @@ def _cookies(ctx, response: Response, pair: TokenPair) -> None:
 async def register(ctx: Ctx, request: Request, body: RegisterRequest) -> User:
     """Create a customer account (the role is always customer; admins change roles)."""
     row = await ctx.accounts.register(body.email, body.password, body.name, client_address(request))
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.post("/token", responses={401: {"description": "Incorrect email or password"}, **_LIMITED})
@@ -57,7 +55,7 @@ async def sign_in(ctx: Ctx, request: Request, response: Response, body: SignInRe
     _cookies(ctx, response, pair)
     row = await user_store.get(ctx.pool, pair.user_id)
     await _merge_guest_cart(ctx, request, response, row)
-    return SessionResponse(user=user_out(ctx, row), expires_in=pair.expires_in)
+    return SessionResponse(user=User.from_row(row, ctx.accounts.cipher), expires_in=pair.expires_in)
 
 
 async def _merge_guest_cart(ctx, request: Request, response: Response, row) -> None:
@@ -65,7 +63,7 @@ async def _merge_guest_cart(ctx, request: Request, response: Response, row) -> N
     if cart_session.guest_cart_id(ctx, request) is None:
         return
     try:
-        await merge_into_customer(ctx, request, Principal(user_id=row["id"], email=row["email"], role=Role(row["role"])))
+        await cart_session.merge_into_customer(ctx, request, Principal(user_id=row["id"], email=row["email"], role=Role(row["role"])))
         response.delete_cookie(cart_session.COOKIE, path="/")
     except Exception:  # signing in must not fail because a cart could not merge; the merge route retries
         log.warning("merging the guest cart at sign-in failed", exc_info=True)

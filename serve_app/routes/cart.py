@@ -122,21 +122,6 @@ async def merge_guest_cart(ctx: Ctx, request: Request, response: Response, user:
     """After sign-in: move the guest cart (cookie or X-Cart-Token) into the customer's cart."""
     if user is None or user.user_id is None:
         raise NotFound("Sign in to merge a cart.")
-    merged = await merge_into_customer(ctx, request, user)
+    merged = await cart_session.merge_into_customer(ctx, request, user)
     response.delete_cookie(cart_session.COOKIE, path="/")
     return CartView(**await _view(ctx, user, merged))
-
-
-async def merge_into_customer(ctx, request: Request, user: Principal) -> dict | None:
-    """Merge the request's guest cart into the signed-in customer's cart (idempotent: a merged
-    guest cart is empty). Called by the merge route and at sign-in."""
-    guest_id = cart_session.guest_cart_id(ctx, request)
-    cart_id = await cart_session.resolve(ctx, request, None, user, create=True)
-    if guest_id is None or guest_id == cart_id:
-        return await ctx.directory.call_key("cart", cart_id, "get", cart_id)
-    guest = await ctx.directory.call_key("cart", guest_id, "take_guest", guest_id, retry=False)
-    if guest is None:
-        return await ctx.directory.call_key("cart", cart_id, "get", cart_id)
-    infos = await sku_info(ctx.pool, [l["sku"] for l in guest["lines"]])
-    caps = {s: i.per_customer_cap for s, i in infos.items()}
-    return await ctx.directory.call_key("cart", cart_id, "absorb", cart_id, str(user.user_id), guest, caps)

@@ -116,3 +116,50 @@ async def test_key_rotation_re_encrypts_every_row_under_the_newest_key_and_back(
     got = (await api.get(f"/account/addresses/{address['id']}", headers=customer.headers)).json()
     assert got["line1"] == "1 Compiler Way"
     assert (await api.get("/account", headers=customer.headers)).json()["phone"] == "+1 555 0199"
+
+
+def test_surge_pii_rotate_re_encrypts_under_the_newest_key(stack):
+    """The CLI, pointed at the stack's database with keys from SURGE_PII_KEYS: forward to a new key,
+    then back to the stack's own (so the running API can still read every row)."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from storage.pool import create_pool
+
+    surge = str(Path(sys.executable).parent / "surge")
+    current = stack.auth_settings().pii_keys
+    newest = generate_key("cli" + uuid.uuid4().hex[:6])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SURGE_", "RAY_")) and k != "DATABASE_URL"}
+    env.update(SURGE_DATA_DIR=str(stack.data_dir), DATABASE_URL=stack.urls.database)
+
+    async def stale_under(kid: str) -> int:
+        pool = await create_pool(stack.urls.database, max_size=1)
+        try:
+            return await pool.fetchval("select count(*) from addresses where line1_enc not like $1", f"v1.{kid}.%")
+        finally:
+            await pool.close()
+
+    # at least one address to rotate, whatever ran before
+    import httpx
+
+    email, password = f"r-{uuid.uuid4().hex[:10]}@example.test", "rotate-password-1"
+    with httpx.Client(base_url=stack.urls.api, timeout=30) as api:
+        assert api.post("/auth/register", json={"email": email, "password": password}).status_code == 201
+        token = api.post("/auth/token", data={"username": email, "password": password}).json()["access_token"]
+        assert api.post("/account/addresses", json=ADDRESS,
+                        headers={"Authorization": f"Bearer {token}"}).status_code == 201
+
+    forward = subprocess.run([surge, "pii-rotate"], env={**env, "SURGE_PII_KEYS": f"{newest},{current}"},
+                             capture_output=True, text=True, timeout=120)
+    try:
+        assert forward.returncode == 0, forward.stderr
+        assert "re-encrypted under key" in forward.stdout and not forward.stdout.startswith("0 ")
+        assert asyncio.run(stale_under(newest.split(":")[0])) == 0
+    finally:
+        back = subprocess.run([surge, "pii-rotate"], env={**env, "SURGE_PII_KEYS": f"{current},{newest}"},
+                              capture_output=True, text=True, timeout=120)
+    assert back.returncode == 0, back.stderr
+    assert asyncio.run(stale_under(PiiCipher.from_spec(current).primary_kid)) == 0

@@ -237,3 +237,68 @@ async def test_a_deactivated_user_is_refused_even_with_an_unexpired_token(api, m
     # a wrong password still says only "incorrect", so deactivation is not an oracle
     r = await api.post("/auth/token", data={"username": customer.email, "password": "wrong-wrong"})
     assert r.status_code == 401
+
+
+async def test_a_hash_with_old_parameters_is_upgraded_at_the_next_sign_in(api, make_customer, db):
+    from argon2 import extract_parameters
+
+    from storage.passwords import PasswordHasher
+
+    customer = await make_customer()
+    old = PasswordHasher(time_cost=3).hash_sync(customer.password)  # not what the stack uses (t=2)
+    await db.execute("update users set password_hash = $2 where id = $1", uuid.UUID(customer.user_id), old)
+    await sign_in(str(api.base_url), customer.email, customer.password)
+    stored = await db.fetchval("select password_hash from users where id = $1", uuid.UUID(customer.user_id))
+    assert stored != old and extract_parameters(stored).time_cost == 2
+    await sign_in(str(api.base_url), customer.email, customer.password)  # and the new hash verifies
+
+
+async def test_demo_accounts_seed_is_idempotent(db):
+    from storage.seed import seed_demo, seed_demo_accounts
+
+    assert await seed_demo_accounts(db) == 0
+    assert await seed_demo(db) is False
+    count = await db.fetchval("select count(*) from users where lower(email) in ($1, $2)", DEMO_ADMIN[0],
+                              DEMO_CUSTOMER[0])
+    assert count == 2
+
+
+async def test_two_concurrent_refreshes_with_one_token_cannot_both_rotate(stack, make_customer):
+    """The token row is locked while it rotates: one caller wins, the other is a reuse, and the
+    reuse revokes the family, the winner's new token included."""
+    import asyncio
+
+    customer = await make_customer()
+    async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as api:
+        results = await asyncio.gather(*(api.post("/auth/refresh", json={"refresh_token": customer.refresh_token})
+                                          for _ in range(2)))
+        codes = sorted(r.status_code for r in results)
+        assert codes == [200, 401]
+        winner = next(r for r in results if r.status_code == 200).json()
+        assert (await api.post("/auth/refresh", json={"refresh_token": winner["refresh_token"]})).status_code == 401
+
+
+async def test_concurrent_registrations_of_one_email_create_one_account(stack, db):
+    import asyncio
+
+    email = unique_email()
+    async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as api:
+        results = await asyncio.gather(*(api.post("/auth/register", json={"email": email, "password": f"password-{i}"})
+                                          for i in range(4)))
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
+    assert await db.fetchval("select count(*) from users where lower(email) = $1", email) == 1
+
+
+async def test_control_characters_are_refused_not_a_server_error(api, admin_user_headers):
+    """PostgreSQL refuses NUL in text: free-text inputs must answer 4xx, never 500."""
+    r = await api.post("/auth/register", json={"email": "nul\u0000@example.test", "password": "long-enough-1"})
+    assert r.status_code == 422
+    r = await api.post("/auth/register", json={"email": unique_email(), "password": "long-enough-1", "name": "a\u0000"})
+    assert r.status_code == 422
+    r = await api.post("/auth/token", data={"username": "nul\u0000@example.test", "password": "whatever"})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    r = await api.post("/auth/password-reset", json={"email": "nul\u0000@example.test"})
+    assert r.status_code == 422
+    assert (await api.get("/admin/users", params={"q": "a\u0000"}, headers=admin_user_headers)).status_code == 422
+    r = await api.get("/admin/audit-log", params={"before_id": 2**70}, headers=admin_user_headers)
+    assert r.status_code == 422
