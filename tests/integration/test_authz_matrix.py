@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from storage.pool import create_pool
 from tests.conftest import ADMIN_TOKEN, DEMO_ADMIN, register_customer, sign_in
+from tests.integration.shop import checkout_body, key, make_product
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +63,20 @@ ROUTES: list[Case] = [
     Case("admin-users", "GET", "/admin/audit-log", everyone(200, **ADMIN_ONLY)),
     # admin inventory
     Case("admin-inventory", "GET", "/admin/inventory/low-stock", everyone(200, **ADMIN_ONLY)),
+    # carts: everyone has their own; A's line is reachable only through A's credentials
+    Case("carts", "GET", "/cart", everyone(200)),
+    Case("carts", "PUT", "/cart/items/{a_cart_sku}", everyone(200), json={"quantity": 2}),  # each in their own cart
+    Case("carts", "DELETE", "/cart/items/{a_cart_only_sku}", everyone(404, customer_a=200)),
+    # orders (A's, paid): a stranger's order number answers 404; admins see every order
+    Case("orders", "GET", "/orders", everyone(200, anonymous=401)),
+    Case("orders", "GET", "/orders/{a_order}", everyone(200, anonymous=404, customer_b=404)),
+    Case("orders", "POST", "/orders/{a_order}/returns", everyone(409, anonymous=404, customer_b=404),
+         json={"reason": "not delivered yet"}),
+    # admin orders
+    Case("admin-orders", "GET", "/admin/orders", everyone(200, **ADMIN_ONLY)),
+    Case("admin-orders", "GET", "/admin/orders/{a_order}", everyone(200, **ADMIN_ONLY)),
+    Case("admin-orders", "POST", "/admin/orders/{a_order}/deliver", everyone(409, **ADMIN_ONLY)),  # paid, not shipped
+    Case("admin-orders", "GET", "/admin/notifications", everyone(200, **ADMIN_ONLY)),
 ]
 
 
@@ -73,11 +89,24 @@ async def matrix(stack) -> dict:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         addresses = [(await client.post("/account/addresses", json=ADDRESS, headers=a.headers)).json()["id"]
                      for _ in range(2)]
+    pool = await create_pool(stack.urls.database, max_size=2)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            service = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            bought, in_cart, only_a = [await make_product(pool, client, service) for _ in range(3)]
+            await client.post("/cart/items", json={"sku": bought}, headers=a.headers)
+            order = await client.post("/checkout", json=checkout_body(email=None),
+                                      headers={**a.headers, "Idempotency-Key": key()})
+            assert order.status_code == 201, order.text
+            await client.post("/cart/items", json={"sku": only_a}, headers=a.headers)
+    finally:
+        await pool.close()
     return {
         "headers": {"anonymous": {}, "customer_a": a.headers, "customer_b": b.headers,
                     "admin": {"Authorization": f"Bearer {admin['access_token']}"}},
         "a_user": a.user_id, "b_user": b.user_id, "victim": victim.user_id,
         "a_address": addresses[0], "a_address_to_delete": addresses[1],
+        "a_order": order.json()["number"], "a_cart_sku": in_cart, "a_cart_only_sku": only_a,
     }
 
 
