@@ -220,17 +220,22 @@ class ShipRequest(Strict):
 
 
 class RefundRequest(Strict):
-    amount_minor: int | None = Field(default=None, gt=0, description="Default: what is left to refund (or the return's value)")
+    amount_minor: int | None = Field(default=None, gt=0, le=10**12,
+                                     description="Default: what is left to refund (or the return's value)")
+
+
+MAX_MINOR = 10**12  # ten billion in major units: beyond any one order, well inside bigint
+Epoch = Annotated[float, Field(ge=0, le=4_102_444_800, description="Unix seconds (until 2100)")]
 
 
 class CouponCreate(Strict):
     code: Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^[A-Z0-9_-]+$")]
     kind: Literal["percent", "fixed"]
-    value: int = Field(gt=0)
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
-    min_subtotal_minor: int = Field(default=0, ge=0)
-    starts_at: float | None = None
-    ends_at: float | None = None
-    usage_limit: int | None = Field(default=None, gt=0)
-    per_customer_limit: int | None = Field(default=None, gt=0)
+    value: int = Field(gt=0, le=MAX_MINOR, description="Percent points (at most 100), or minor units")
+    currency: Literal["USD"] = "USD"
+    min_subtotal_minor: int = Field(default=0, ge=0, le=MAX_MINOR)
+    starts_at: Epoch | None = None
+    ends_at: Epoch | None = None
+    usage_limit: int | None = Field(default=None, gt=0, le=10**9)
+    per_customer_limit: int | None = Field(default=None, gt=0, le=10**9)
     active: bool = True
