@@ -39,15 +39,18 @@ class CommitRequest(Strict):
     skus: list[Sku] = Field(min_length=1, max_length=100)
 
 
+MAX_UNITS = 1_000_000_000  # per SKU: far beyond any shelf, far inside bigint (sums of them stay exact)
+
+
 class AdjustRequest(Strict):
-    delta: int = Field(description="Units received (> 0) or written off (< 0)")
+    delta: int = Field(ge=-MAX_UNITS, le=MAX_UNITS, description="Units received (> 0) or written off (< 0)")
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class StockSettings(Strict):
-    on_hand: int = Field(ge=0)
-    low_stock_threshold: int = Field(default=0, ge=0)
-    per_customer_cap: int | None = Field(default=None, ge=1)
+    on_hand: int = Field(ge=0, le=MAX_UNITS)
+    low_stock_threshold: int = Field(default=0, ge=0, le=MAX_UNITS)
+    per_customer_cap: int | None = Field(default=None, ge=1, le=MAX_UNITS)
 
 
 class StockLevel(BaseModel):

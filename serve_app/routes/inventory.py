@@ -99,7 +99,7 @@ async def low_stock(ctx: Ctx, _: Admin) -> list[StockLevel]:
 
 @router.get("/admin/inventory/{sku}/movements")
 async def movements(ctx: Ctx, sku: Sku, _: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    before_id: int | None = None) -> list[dict]:
+                    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> list[dict]:
     """Movement history, newest first (page with before_id)."""
     rows = await inventory_store.movements(ctx.pool, sku, limit, before_id)
     if not rows and not await ctx.inventory.levels([sku]):
