@@ -1,17 +1,26 @@
 """The realtime hub process: a `websockets` server that streams topics to browsers.
 
-Scope so far: health check before the upgrade (`GET /healthz`), a subscribe protocol, a `heartbeat`
-topic that ticks every second, and `product:{sku}` topics fed from the inventory event stream
-(committed stock levels, relayed from the outbox by EventRelay), whose sequence number is the SKU
-row's version. Cart, order, user and admin topics, resume and coalescing are the events issue's.
+Health check before the upgrade (`GET /healthz`), the Origin check, a `heartbeat` topic that ticks
+every second, public `product:{sku}` topics, and private topics authorised by `realtime/access.py`:
+`cart:{id}`, `order:{number}`, `user` (the signed-in user's carts and orders) and `admin` (orders
+feed, stock alerts, sales summaries from the Analytics actor). Everything is fed from the event
+streams the EventRelay fills from the outbox, so nothing is shown that did not commit.
 
 Protocol (JSON text frames):
-  client → {"op": "subscribe", "topics": ["heartbeat", "product:SKU-1"], "since": {"product:SKU-1": 41}}
-  server → {"op": "subscribed", "topics": [...]}
-  server → {"topic": "heartbeat", "seq": n, "data": {"time": epoch_s}}
+  client → {"op": "auth", "token": "<access JWT>"}            (or the surge_access session cookie)
+  server → {"op": "authenticated", "user_id", "role", "expires_at"} | {"op": "error", "code": "invalid_token"}
+  client → {"op": "subscribe", "topics": ["product:SKU-1", "order:ORD-1", "user"],
+            "since": {"product:SKU-1": 41}, "grants": {"order:ORD-1": "<signed order token>"}}
+  server → {"op": "subscribed", "topics": [...], "refused": [...]}   (refused: not allowed to this caller)
   server → {"topic": "product:SKU-1", "seq": version, "data": {"sku", "available", "on_hand", "sold_out"}}
-A product subscription first gets the current committed level when it is newer than `since`
-(a fresh snapshot from Postgres, or the latest from the stream), then every change.
+  server → {"topic": "cart:c_…", "seq": cart version, "data": {"lines" (with hold countdowns), "units", "subtotal_minor", …}}
+  server → {"topic": "order:ORD-1", "seq": order version, "data": {"status", "carrier", "tracking_number", …}}
+  server → {"topic": "user" | "admin", "seq": outbox id, "data": {"kind": "order" | "cart" | "alert" | "sales", …}}
+  server → {"op": "resync", "topic": t}   (a feed's missed frames are gone: refetch over HTTP)
+State topics (product, cart, order) first get the current committed state when it is newer than
+`since`, then every change (latest wins); feed topics (user, admin) replay what is newer than
+`since` from a short buffer. When the token behind private topics expires the socket is closed with
+4001; a client re-authenticates before that by sending a fresh token (`op: auth`).
 """
 from __future__ import annotations
 
@@ -21,49 +30,129 @@ import json
 import logging
 import signal
 import time
+from collections import Counter
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from realtime.access import ACCESS_COOKIE, CART_COOKIE, IDENTITY, Gatekeeper, Identity, user_topic
 from realtime.hub import Hub, Snapshot
+from realtime.settings import HubSettings
+from storage import live_views
+from storage.analytics_store import ANALYTICS_STREAM, record_product_views
+from storage.cache import create_redis
 from storage.logs import configure_logging
+from storage.outbox import stream_name
 from storage.pool import create_pool
+from storage.settings import AuthSettings
+from storage.signed_ids import CART_PURPOSE, ORDER_PURPOSE, CartTokens, OrderTokens, derived_secret
+from storage.tokens import TokenConfig
 
 log = logging.getLogger("surge.hub")
 
 PUBLIC_TOPICS = {"heartbeat"}
 PUBLIC_PREFIXES = ("product:",)
-INVENTORY_STREAM = "surge:events:inventory"
+INVENTORY_STREAM, CART_STREAM, ORDER_STREAM = (stream_name(t) for t in ("inventory", "cart", "order"))
+STREAMS = (INVENTORY_STREAM, CART_STREAM, ORDER_STREAM, ANALYTICS_STREAM)
+AUTH_EXPIRED_CODE = 4001  # the token behind private topics expired: authenticate again, then resubscribe
 
 
 def is_public(topic: str) -> bool:
     return topic in PUBLIC_TOPICS or (topic.startswith(PUBLIC_PREFIXES) and len(topic) <= 80)
 
 
-def handler(hub: Hub):
+def parse_cookies(header: str | None) -> dict[str, str]:
+    jar = SimpleCookie()
+    try:
+        jar.load(header or "")
+    except CookieError:
+        return {}
+    return {name: morsel.value for name, morsel in jar.items()}
+
+
+class Feeds:
+    """What the hub remembers beyond the fan-out: the newest sales summary for new admin subscribers."""
+
+    def __init__(self):
+        self.summary: tuple[int, dict] | None = None
+        self.views: Counter[str] = Counter()  # product subscriptions (page views) not yet counted in Valkey
+
+
+def handler(hub: Hub, gate: Gatekeeper | None = None, feeds: Feeds | None = None):
+    feeds = feeds or Feeds()
+
     async def handle(ws: ServerConnection) -> None:
         client = hub.connect(ws)
         sender = asyncio.create_task(client.send_forever())
+        cookies = parse_cookies(ws.request.headers.get("Cookie") if ws.request else None)
+        who = await gate.identify(cookies.get(ACCESS_COOKIE)) if gate and cookies.get(ACCESS_COOKIE) else None
+        guest_cart = gate.cart_from_cookie(cookies.get(CART_COOKIE)) if gate else None
+        by_identity: set[str] = set()  # topics granted by `who` (not by a signed cart/order token)
+        expiry: asyncio.Task | None = None
+
+        async def expire(identity: Identity) -> None:
+            await asyncio.sleep(max(0.0, identity.expires_at - time.time()))
+            if who is identity and by_identity:
+                await ws.close(AUTH_EXPIRED_CODE, "token expired: authenticate again")
+
+        def control(body: dict) -> None:
+            client.offer("_control", json.dumps(body))
+
         try:
+            if who is not None and who.expires_at is not None:
+                expiry = asyncio.create_task(expire(who))
             async for raw in ws:
                 try:
                     msg = json.loads(raw)
-                    if msg.get("op") != "subscribe" or not isinstance(msg.get("topics", []), list):
+                    op = msg.get("op")
+                    if op not in ("subscribe", "auth") or not isinstance(msg.get("topics", []), list):
                         raise ValueError
                     wanted = {t for t in msg.get("topics", []) if isinstance(t, str)}
                     since = {t: int(v) for t, v in (msg.get("since") or {}).items()}
+                    grants = {t: g for t, g in (msg.get("grants") or {}).items() if isinstance(g, str)}
+                    token = msg.get("token")
                 except (ValueError, TypeError, AttributeError):
-                    client.offer("_control", json.dumps({"op": "error", "detail": "expected {op: subscribe, topics: [...]}"}))
+                    control({"op": "error", "code": "bad_request",
+                             "detail": "expected {op: subscribe, topics: [...]} or {op: auth, token: ...}"})
                     continue
-                allowed = {t for t in wanted if is_public(t)}
-                client.offer("_control", json.dumps({"op": "subscribed", "topics": sorted(allowed),
-                                                     "refused": sorted(wanted - allowed)}))
-                await hub.subscribe(client, allowed, since)
+                if token is not None:
+                    fresh = await gate.identify(token) if gate and isinstance(token, str) else None
+                    if fresh is None:
+                        control({"op": "error", "code": "invalid_token", "detail": "token refused"})
+                    else:
+                        who = fresh
+                        if expiry is not None:
+                            expiry.cancel()
+                        expiry = asyncio.create_task(expire(who)) if who.expires_at is not None else None
+                        control({"op": "authenticated", "user_id": who.user_id, "role": who.role,
+                                 "expires_at": who.expires_at})
+                if op != "subscribe":
+                    continue
+                allowed: set[str] = set()
+                for topic in wanted:
+                    if is_public(topic):
+                        allowed.add(topic)
+                    elif gate is not None and (why := await gate.allows(who, topic, grants.get(topic), guest_cart)):
+                        allowed.add(topic)
+                        if why == IDENTITY:
+                            by_identity.add(topic)
+                control({"op": "subscribed", "topics": sorted(allowed), "refused": sorted(wanted - allowed)})
+                labels = {(user_topic(who.user_id) if t == "user" else t): t for t in allowed}
+                await hub.subscribe(client, set(labels), since, labels)
+                if "admin" in allowed and feeds.summary is not None and "admin" not in since:
+                    seq, summary = feeds.summary
+                    client.offer("admin", hub.frame("admin", seq, summary))
+                for topic in allowed:
+                    if topic.startswith("product:"):
+                        feeds.views[topic.removeprefix("product:")] += 1
         finally:
             hub.disconnect(client)
             sender.cancel()
+            if expiry is not None:
+                expiry.cancel()
 
     return handle
 
@@ -80,6 +169,37 @@ def stock_snapshot(pool) -> Snapshot:
     return snapshot
 
 
+def snapshots(pool) -> Snapshot:
+    """A topic's current committed state: stock levels, carts and orders, from Postgres."""
+    stock = stock_snapshot(pool)
+
+    async def snapshot(topic: str):
+        if topic.startswith("product:"):
+            return await stock(topic)
+        if topic.startswith("order:"):
+            return await live_views.order_state(pool, topic.removeprefix("order:"))
+        if topic.startswith("cart:"):
+            state = await live_views.cart_state(pool, topic.removeprefix("cart:"))
+            if state is None:
+                return None
+            skus = [sku for sku, _ in state[1]["lines"]]
+            return state[0], cart_view(state[1], await live_views.prices(pool, skus), time.time())
+        return None
+
+    return snapshot
+
+
+def gatekeeper(pool, auth: AuthSettings | None, service_token: str | None) -> Gatekeeper:
+    """Verifies what the API issued: access JWTs (the same key), the service token, and the signed
+    cart and order ids (keys derived from the same root secret as the API derives them)."""
+    root = (auth.jwt_secret if auth else None) or service_token
+    tokens = TokenConfig(signing_key=None, verification_key=auth.jwt_secret, issuer=auth.jwt_issuer,
+                         audience=auth.jwt_audience) if auth and auth.jwt_secret else None
+    return Gatekeeper(pool, tokens, service_token=service_token,
+                      cart_tokens=CartTokens(derived_secret(root, CART_PURPOSE)) if root else None,
+                      order_tokens=OrderTokens(derived_secret(root, ORDER_PURPOSE)) if root else None)
+
+
 def level_data(sku: str, available: int, on_hand: int) -> dict:
     return {"sku": sku, "available": available, "on_hand": on_hand, "sold_out": available <= 0}
 
@@ -90,36 +210,131 @@ def _health(_conn: ServerConnection, request: Request) -> Response | None:
     return None
 
 
-async def consume_inventory(hub: Hub, redis_url: str) -> None:
-    """Fan committed stock levels out to `product:{sku}` subscribers. Starts at the stream's end
-    (a client reads the current level over HTTP when it subscribes); reconnects if Valkey drops."""
+ALERTS = ("LowStock", "SoldOut", "BackInStock")
+
+
+def order_feed_item(event_type: str, p: dict) -> dict:
+    item = {"kind": "order", "type": event_type, "number": p["number"], "status": p["status"],
+            "total_minor": p["total_minor"], "currency": p["currency"], "at": p["occurred_at"]}
+    if p.get("tracking_number"):
+        item.update(carrier=p.get("carrier"), tracking_number=p["tracking_number"])
+    return item
+
+
+def cart_view(p: dict, prices: dict[str, tuple[str, int, str]], now: float) -> dict:
+    """A cart topic's frame: lines at the catalog's current prices, hold countdowns, the subtotal.
+    Coupons, shipping and the final total are the API's (GET /cart): pricing rules live in actors/."""
+    holds = {sku: float(at) for sku, at in p.get("holds") or []}
+    lines, subtotal, currency = [], 0, "USD"
+    for sku, quantity in p.get("lines") or []:
+        name, unit, currency = prices.get(sku, (sku, 0, currency))
+        subtotal += unit * quantity
+        hold = holds.get(sku)
+        lines.append({"sku": sku, "name": name, "quantity": quantity, "unit_price_minor": unit,
+                      "line_total_minor": unit * quantity,
+                      "hold": None if hold is None else {"expires_at": hold, "seconds_left": max(0, int(hold - now))}})
+    return {"id": p["cart_id"], "version": p["version"], "lines": lines, "units": sum(l["quantity"] for l in lines),
+            "subtotal_minor": subtotal, "currency": currency, "coupon_code": p.get("coupon_code")}
+
+
+class EventFanout:
+    """Turns committed events (and analytics summaries) into frames on the hub's topics. Frames that
+    need a query (a cart's prices, an order's current state) are built only for watched topics."""
+
+    def __init__(self, hub: Hub, pool=None, feeds: Feeds | None = None):
+        self.hub, self.pool, self.feeds = hub, pool, feeds or Feeds()
+
+    async def dispatch(self, stream: str, entries: list[tuple[str, dict]]) -> None:
+        if stream == ANALYTICS_STREAM:
+            for _entry_id, fields in entries:
+                summary = json.loads(fields["summary"])
+                seq = int(fields.get("seq") or 0)
+                self.feeds.summary = (seq, {"kind": "sales", **summary})
+                self.hub.publish("admin", self.feeds.summary[1], seq=None)
+            return
+        carts: list[dict] = []
+        for _entry_id, fields in entries:
+            kind, seq, payload = fields.get("type"), int(fields.get("id") or 0), json.loads(fields["payload"])
+            if kind == "StockLevelChanged":
+                self.hub.publish(f"product:{payload['sku']}",
+                                 level_data(payload["sku"], payload["available"], payload["on_hand"]), seq=payload["version"])
+            elif kind in ALERTS:
+                self.hub.publish("admin", {"kind": "alert", "type": kind, "sku": payload["sku"],
+                                           "available": payload.get("available", 0), "at": payload["occurred_at"]}, seq=seq)
+            elif kind == "CartChanged":
+                carts.append(payload)
+                if payload.get("customer_id"):
+                    self.hub.publish(user_topic(payload["customer_id"]), {
+                        "kind": "cart", "id": payload["cart_id"], "version": payload["version"],
+                        "units": sum(q for _, q in payload["lines"])}, seq=seq, label="user")
+            elif stream == ORDER_STREAM and "number" in payload:
+                item = order_feed_item(kind, payload)
+                self.hub.publish("admin", item, seq=seq)
+                if payload.get("customer_id"):
+                    self.hub.publish(user_topic(payload["customer_id"]), item, seq=seq, label="user")
+                topic = f"order:{payload['number']}"
+                if self.pool is not None and self.hub.watched(topic):
+                    state = await live_views.order_state(self.pool, payload["number"])
+                    if state is not None:
+                        self.hub.publish(topic, state[1], seq=state[0])
+        watched = [c for c in carts if self.hub.watched(f"cart:{c['cart_id']}")]
+        if watched:
+            skus = sorted({sku for c in watched for sku, _ in c["lines"]})
+            prices = await live_views.prices(self.pool, skus) if self.pool is not None and skus else {}
+            now = time.time()
+            for c in watched:
+                self.hub.publish(f"cart:{c['cart_id']}", cart_view(c, prices, now), seq=c["version"])
+
+
+async def consume_events(fanout: EventFanout, redis_url: str) -> None:
+    """Fan committed events out to subscribers. Every hub process reads every stream itself (XREAD,
+    no consumer group), so hubs side by side each deliver to their own sockets. Starts at the
+    streams' ends: a subscriber gets the current state from a snapshot; reconnects if Valkey drops."""
     import redis.asyncio as aioredis
 
-    last = "$"
+    last = {stream: "$" for stream in STREAMS}
     while True:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=3)
         try:
             while True:
-                batches = await client.xread({INVENTORY_STREAM: last}, block=1000, count=500)
-                for _stream, entries in batches or []:
-                    for entry_id, fields in entries:
-                        last = entry_id
-                        if fields.get("type") == "StockLevelChanged":
-                            level = json.loads(fields["payload"])
-                            hub.publish(f"product:{level['sku']}",
-                                        level_data(level["sku"], level["available"], level["on_hand"]),
-                                        seq=level["version"])
+                batches = await client.xread(last, block=1000, count=500)
+                for stream, entries in batches or []:
+                    last[stream] = entries[-1][0]
+                    try:
+                        await fanout.dispatch(stream, entries)
+                    except (KeyError, ValueError, TypeError) as exc:  # a malformed entry must not stop the feed
+                        log.error("stream entry not understood; skipped", extra={"stream": stream, "error": repr(exc)})
         except Exception as exc:  # Valkey away: keep the hub up, try again
-            log.warning("inventory stream unavailable; retrying", extra={"error": repr(exc)})
+            log.warning("event streams unavailable; retrying", extra={"error": repr(exc)})
             await asyncio.sleep(1)
         finally:
             await client.aclose()
 
 
+async def count_views(feeds: Feeds, redis_url: str) -> None:
+    """Product subscriptions are the funnel's page views: counted in Valkey once a second, in one
+    round trip, not one per subscribe."""
+    redis = create_redis(redis_url)
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            if feeds.views:
+                views, feeds.views = feeds.views, Counter()
+                try:
+                    await record_product_views(redis, views, time.time())
+                except Exception as exc:  # Valkey away: these views are lost, the hub stays up
+                    log.warning("product views not counted", extra={"error": repr(exc)})
+    finally:
+        await redis.aclose()
+
+
 async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
-              database_url: str | None = None, origins: list[str] | None = None) -> None:
+              database_url: str | None = None, origins: list[str] | None = None,
+              auth: AuthSettings | None = None, service_token: str | None = None) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
-    hub = Hub(snapshot=stock_snapshot(pool) if pool else None)
+    hub = Hub(snapshot=snapshots(pool) if pool else None)
+    feeds = Feeds()
+    gate = gatekeeper(pool, auth, service_token)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
@@ -128,7 +343,7 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
     allowed = [*origins, None] if origins else None
     # No permessage-deflate: frames are small JSON, and a zlib context per socket cost ~45 KB of
     # memory and most of the per-frame CPU at 10,000 sockets (loadtests/bench_realtime.py).
-    async with serve(handler(hub), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
+    async with serve(handler(hub, gate, feeds), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
                      origins=allowed, compression=None):
         log.info("hub listening", extra={"host": host, "port": port})
 
@@ -139,7 +354,8 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
 
         tasks = [asyncio.create_task(heartbeat())]
         if redis_url:
-            tasks.append(asyncio.create_task(consume_inventory(hub, redis_url)))
+            tasks.append(asyncio.create_task(consume_events(EventFanout(hub, pool, feeds), redis_url)))
+            tasks.append(asyncio.create_task(count_views(feeds, redis_url)))
         await stop
         for task in tasks:
             task.cancel()
@@ -155,8 +371,9 @@ def main() -> None:
     parser.add_argument("--allowed-origin", action="append", default=[], help="an Origin browsers may connect from")
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
+    auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
     asyncio.run(run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
-                    origins=args.allowed_origin))
+                    origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token))
 
 
 if __name__ == "__main__":
