@@ -2,6 +2,7 @@
 for a subscriber's first frame. One small query each; the hub asks only for topics someone watches."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
@@ -42,8 +43,6 @@ async def cart_state(pool: asyncpg.Pool, cart_id: str) -> tuple[int, dict] | Non
     row = await pool.fetchrow("select id, customer_id::text as customer_id, doc, version from carts where id = $1", cart_id)
     if row is None:
         return None
-    import json
-
     doc = row["doc"] if isinstance(row["doc"], dict) else json.loads(row["doc"])  # the pool decodes jsonb
     lines = [(l["sku"], int(l["quantity"])) for l in doc.get("lines", [])]
     holds = [(l["sku"], min(float(h["expires_at"]) for h in l["holds"])) for l in doc.get("lines", []) if l.get("holds")]
