@@ -20,7 +20,7 @@ import os
 import time
 
 from actors.directory import OwnerConfig
-from actors.domain.analytics import (GRAINS, StreamEvent, active_shoppers, bucket, customer_split, customer_totals,
+from actors.domain.analytics import (COUNTED_TYPES, GRAINS, StreamEvent, active_shoppers, bucket, customer_split, customer_totals,
                                      fold, totals)
 from storage import analytics_store as store
 from storage.cache import create_redis
@@ -44,8 +44,10 @@ PRUNE_EVERY_S = 3600.0
 class AnalyticsConsumer:
     """The loop's steps, without Ray: read, fold, commit, acknowledge, summarise."""
 
-    def __init__(self, redis, pool, consumer: str = "analytics-0", group: str = GROUP, streams=STREAMS):
+    def __init__(self, redis, pool, consumer: str = "analytics-0", group: str = GROUP, streams=STREAMS,
+                 on_folded=None):
         self.redis, self.pool, self.consumer, self.group, self.streams = redis, pool, consumer, group, streams
+        self.on_folded = on_folded  # (counted, duplicates) per batch, for metrics
         self.cart_units: dict[str, int] = {}
         self.cart_seen: dict[str, float] = {}
         self.through = 0  # the newest outbox id folded in
@@ -103,9 +105,10 @@ class AnalyticsConsumer:
         events: list[StreamEvent] = []
         for stream, entry_id, fields in batch:
             try:
-                if fields:  # None: trimmed from the stream while pending
+                if fields and fields[b"type"].decode() in COUNTED_TYPES:  # None: trimmed while pending
                     events.append(StreamEvent(fields[b"event_id"].decode(), fields[b"type"].decode(),
                                               json.loads(fields[b"payload"]), float(fields[b"at"])))
+                if fields:
                     self.through = max(self.through, int(fields[b"id"]))
             except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
                 log.error("event not understood; skipped", extra={"stream": stream, "entry_id": _text(entry_id),
@@ -124,6 +127,8 @@ class AnalyticsConsumer:
             self.folded += len(new)
             self.duplicates += len(events) - len(new)
             self._remember(rollup)
+            if self.on_folded is not None:
+                self.on_folded(len(new), len(events) - len(new))
         pipe = self.redis.pipeline(transaction=False)
         for stream, entry_id, _ in batch:
             pipe.xack(stream, self.group, entry_id)
@@ -173,6 +178,17 @@ class Analytics:
         self.consumer_name = f"analytics-{index}"  # stable across restarts: it finds its own pending entries
         self.connected = False
         self.consumer: AnalyticsConsumer | None = None
+        from ray.util import metrics
+
+        events = metrics.Counter("surge_analytics_events", "Events read by the Analytics actor: counted once, or "
+                                 "recognised as a redelivery.", tag_keys=("outcome",))
+
+        def count(counted: int, duplicates: int) -> None:
+            if counted:
+                events.inc(counted, tags={"outcome": "counted"})
+            if duplicates:
+                events.inc(duplicates, tags={"outcome": "duplicate"})
+        self._count = count
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -182,7 +198,7 @@ class Analytics:
             try:
                 pool = await create_pool(self.config.database_url, min_size=1, max_size=2)
                 redis = create_redis(self.config.redis_url, timeout_s=BLOCK_MS / 1000 + 5)
-                consumer = AnalyticsConsumer(redis, pool, self.consumer_name)
+                consumer = AnalyticsConsumer(redis, pool, self.consumer_name, on_folded=self._count)
                 if self.consumer is not None:  # keep memory and counts across reconnections
                     for name in ("cart_units", "cart_seen", "through", "folded", "duplicates"):
                         setattr(consumer, name, getattr(self.consumer, name))

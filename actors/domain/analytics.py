@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GRAINS = {"minute": 60, "hour": 3600, "day": 86_400}
+# The event types that count for something. The rest (every reservation's StockReserved,
+# StockLevelChanged, …: most of a flash sale's events) are acknowledged without touching the database.
+COUNTED_TYPES = frozenset({"OrderPlaced", "OrderPaid", "OrderPaymentFailed", "OrderCancelled", "OrderRefunded",
+                           "CartChanged", "LowStock", "SoldOut", "BackInStock"})
 ACTIVE_WINDOW_S = 300.0  # a shopper whose cart changed this recently is "active"
 
 

@@ -74,3 +74,44 @@ async def test_a_redelivered_event_adds_nothing(stack, api, db, admin_headers, m
     row = await db.fetchrow("select orders, spent_minor from analytics_customers where customer_id = $1::uuid",
                             customer.user_id)
     assert (row["orders"], row["spent_minor"]) == (1, order["total_minor"])
+
+
+async def test_a_sell_out_raises_an_alert_on_the_admin_topic_and_in_the_alerts_api(stack, api, db, admin_headers):
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from tests.conftest import ADMIN_TOKEN
+    from tests.integration.test_private_topics import next_on, subscribe
+
+    sku = await make_product(db, api, admin_headers, on_hand=2)
+    async with connect(stack.urls.hub, open_timeout=10) as ws:
+        assert (await subscribe(ws, ["admin"], token=ADMIN_TOKEN))["topics"] == ["admin"]
+        await buy(stack, sku, 2)
+        alert = await next_on(ws, "admin", lambda d: d.get("kind") == "alert" and d["sku"] == sku)
+        assert alert["data"]["type"] == "SoldOut" and alert["data"]["available"] == 0
+        assert json.dumps(alert)  # a plain JSON frame
+
+    async def listed():
+        r = await api.get("/admin/analytics/alerts", headers=admin_headers)
+        return any(a["sku"] == sku and a["kind"] == "SoldOut" for a in r.json())
+    await async_wait_for(listed, timeout_s=30, what="the sold-out alert in the analytics")
+
+
+async def test_product_page_subscriptions_count_as_views_in_the_funnel(stack, api, db, admin_headers):
+    from websockets.asyncio.client import connect
+
+    from tests.integration.test_private_topics import subscribe
+
+    sku = await make_product(db, api, admin_headers)
+
+    async def views_today() -> int:
+        return (await api.get("/admin/analytics/summary", headers=admin_headers)).json()["funnel"]["product_views"]
+    before = await views_today()
+    for _ in range(3):
+        async with connect(stack.urls.hub, open_timeout=10) as ws:
+            await subscribe(ws, [f"product:{sku}"])
+
+    async def counted():
+        return await views_today() >= before + 3
+    await async_wait_for(counted, timeout_s=30, interval_s=0.3, what="three product views in today's funnel")
