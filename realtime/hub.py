@@ -162,7 +162,8 @@ class Hub:
             latest = self.latest.get(topic)
             if latest is None and self.snapshot is not None:
                 snap = await self.snapshot(topic)
-                if snap is not None and topic not in self.latest:
+                # kept only if still watched: the client may have left while the query ran
+                if snap is not None and topic not in self.latest and self.watched(topic):
                     latest = self.latest[topic] = (snap[0], self.frame(topic, snap[0], snap[1]))
                 latest = self.latest.get(topic, latest)
             if latest is not None and latest[0] > after:

@@ -51,6 +51,7 @@ log = logging.getLogger("surge.hub")
 
 PUBLIC_TOPICS = {"heartbeat"}
 PUBLIC_PREFIXES = ("product:",)
+MAX_TOPICS_PER_MESSAGE = 100
 AUTH_EXPIRED_CODE = 4001  # the token behind private topics expired: authenticate again, then resubscribe
 
 
@@ -97,6 +98,8 @@ def handler(hub: Hub, gate: Gatekeeper | None = None, feeds: Feeds | None = None
                     if op not in ("subscribe", "auth") or not isinstance(msg.get("topics", []), list):
                         raise ValueError
                     wanted = {t for t in msg.get("topics", []) if isinstance(t, str)}
+                    if len(wanted) > MAX_TOPICS_PER_MESSAGE:  # each private topic may cost a query
+                        raise ValueError
                     since = {t: int(v) for t, v in (msg.get("since") or {}).items()}
                     grants = {t: g for t, g in (msg.get("grants") or {}).items() if isinstance(g, str)}
                     token = msg.get("token")
