@@ -106,9 +106,11 @@ class EventFanout:
         if stream == ANALYTICS_STREAM:
             for _entry_id, fields in entries:
                 summary = json.loads(fields["summary"])
-                seq = int(fields.get("seq") or 0)
+                # a summary is a snapshot "as of" the newest frame: it shares that frame's seq rather
+                # than inventing one that a later outbox id would repeat
+                seq = max(int(fields.get("seq") or 0), self.hub.seq.get("admin", 0))
                 self.feeds.summary = (seq, {"kind": "sales", **summary})
-                self.hub.publish("admin", self.feeds.summary[1], seq=None)
+                self.hub.publish("admin", self.feeds.summary[1], seq=seq)
             return
         carts: list[dict] = []
         for _entry_id, fields in entries:
