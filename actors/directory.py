@@ -24,7 +24,7 @@ from actors.settings import ActorSettings
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
-KINDS = ("inventory", "relay", "cart", "order", "notifier")  # every kind of long-lived actor, for start-up and health
+KINDS = ("inventory", "relay", "cart", "order", "notifier", "analytics")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class ActorDirectory:
             from actors.notifier import Notifier
 
             return Notifier, 1
+        if kind == "analytics":
+            from actors.analytics import Analytics
+
+            return Analytics, 1
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:

@@ -272,10 +272,17 @@ class LocalStack:
             [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
              "--log-level", self.surge.log_level, "--redis-url", redis_url, "--database-url", database_url,
              *(arg for origin in self.hub_origins() for arg in ("--allowed-origin", origin))],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=self.hub_env(),
         )
         self._started.append(("hub", self._stop_hub))
         return f"ws://{self.surge.hub_host}:{self.surge.hub_port}"
+
+    def hub_env(self) -> dict[str, str]:
+        """The hub verifies access tokens and signed cart/order ids with the API's secrets: handed
+        over in its environment (not argv, which `ps` shows)."""
+        auth = self.auth_settings()
+        return {**os.environ, "SURGE_JWT_SECRET": auth.jwt_secret, "SURGE_JWT_ISSUER": auth.jwt_issuer,
+                "SURGE_JWT_AUDIENCE": auth.jwt_audience, "SURGE_ADMIN_TOKEN": self.admin_token()}
 
     def hub_origins(self) -> list[str]:
         port = self.serve.http_port

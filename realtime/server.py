@@ -1,17 +1,26 @@
 """The realtime hub process: a `websockets` server that streams topics to browsers.
 
-Scope so far: health check before the upgrade (`GET /healthz`), a subscribe protocol, a `heartbeat`
-topic that ticks every second, and `product:{sku}` topics fed from the inventory event stream
-(committed stock levels, relayed from the outbox by EventRelay), whose sequence number is the SKU
-row's version. Cart, order, user and admin topics, resume and coalescing are the events issue's.
+Health check before the upgrade (`GET /healthz`), the Origin check, a `heartbeat` topic that ticks
+every second, public `product:{sku}` topics, and private topics authorised by `realtime/access.py`:
+`cart:{id}`, `order:{number}`, `user` (the signed-in user's carts and orders) and `admin` (orders
+feed, stock alerts, sales summaries from the Analytics actor). Everything is fed from the event
+streams the EventRelay fills from the outbox, so nothing is shown that did not commit.
 
 Protocol (JSON text frames):
-  client → {"op": "subscribe", "topics": ["heartbeat", "product:SKU-1"], "since": {"product:SKU-1": 41}}
-  server → {"op": "subscribed", "topics": [...]}
-  server → {"topic": "heartbeat", "seq": n, "data": {"time": epoch_s}}
+  client → {"op": "auth", "token": "<access JWT>"}            (or the surge_access session cookie)
+  server → {"op": "authenticated", "user_id", "role", "expires_at"} | {"op": "error", "code": "invalid_token"}
+  client → {"op": "subscribe", "topics": ["product:SKU-1", "order:ORD-1", "user"],
+            "since": {"product:SKU-1": 41}, "grants": {"order:ORD-1": "<signed order token>"}}
+  server → {"op": "subscribed", "topics": [...], "refused": [...]}   (refused: not allowed to this caller)
   server → {"topic": "product:SKU-1", "seq": version, "data": {"sku", "available", "on_hand", "sold_out"}}
-A product subscription first gets the current committed level when it is newer than `since`
-(a fresh snapshot from Postgres, or the latest from the stream), then every change.
+  server → {"topic": "cart:c_…", "seq": cart version, "data": {"lines" (with hold countdowns), "units", "subtotal_minor", …}}
+  server → {"topic": "order:ORD-1", "seq": order version, "data": {"status", "carrier", "tracking_number", …}}
+  server → {"topic": "user" | "admin", "seq": outbox id, "data": {"kind": "order" | "cart" | "alert" | "sales", …}}
+  server → {"op": "resync", "topic": t}   (a feed's missed frames are gone: refetch over HTTP)
+State topics (product, cart, order) first get the current committed state when it is newer than
+`since`, then every change (latest wins); feed topics (user, admin) replay what is newer than
+`since` from a short buffer. When the token behind private topics expires the socket is closed with
+4001; a client re-authenticates before that by sending a fresh token (`op: auth`).
 """
 from __future__ import annotations
 
@@ -22,66 +31,133 @@ import logging
 import signal
 import time
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from realtime.hub import Hub, Snapshot
+from realtime.access import ACCESS_COOKIE, CART_COOKIE, IDENTITY, Gatekeeper, Identity, user_topic
+from realtime.fanout import EventFanout, Feeds, consume_events, count_views, snapshots
+from realtime.hub import Hub
+from realtime.settings import HubSettings
 from storage.logs import configure_logging
 from storage.pool import create_pool
+from storage.settings import AuthSettings
+from storage.signed_ids import CART_PURPOSE, ORDER_PURPOSE, CartTokens, OrderTokens, derived_secret
+from storage.tokens import TokenConfig
 
 log = logging.getLogger("surge.hub")
 
 PUBLIC_TOPICS = {"heartbeat"}
 PUBLIC_PREFIXES = ("product:",)
-INVENTORY_STREAM = "surge:events:inventory"
+MAX_TOPICS_PER_MESSAGE = 100
+AUTH_EXPIRED_CODE = 4001  # the token behind private topics expired: authenticate again, then resubscribe
 
 
 def is_public(topic: str) -> bool:
     return topic in PUBLIC_TOPICS or (topic.startswith(PUBLIC_PREFIXES) and len(topic) <= 80)
 
 
-def handler(hub: Hub):
+def parse_cookies(header: str | None) -> dict[str, str]:
+    jar = SimpleCookie()
+    try:
+        jar.load(header or "")
+    except CookieError:
+        return {}
+    return {name: morsel.value for name, morsel in jar.items()}
+
+
+def handler(hub: Hub, gate: Gatekeeper | None = None, feeds: Feeds | None = None):
+    feeds = feeds or Feeds()
+
     async def handle(ws: ServerConnection) -> None:
         client = hub.connect(ws)
         sender = asyncio.create_task(client.send_forever())
+        cookies = parse_cookies(ws.request.headers.get("Cookie") if ws.request else None)
+        who = await gate.identify(cookies.get(ACCESS_COOKIE)) if gate and cookies.get(ACCESS_COOKIE) else None
+        guest_cart = gate.cart_from_cookie(cookies.get(CART_COOKIE)) if gate else None
+        by_identity: set[str] = set()  # topics granted by `who` (not by a signed cart/order token)
+        expiry: asyncio.Task | None = None
+
+        async def expire(identity: Identity) -> None:
+            await asyncio.sleep(max(0.0, identity.expires_at - time.time()))
+            if who is identity and by_identity:
+                await ws.close(AUTH_EXPIRED_CODE, "token expired: authenticate again")
+
+        def control(body: dict) -> None:
+            client.offer("_control", json.dumps(body))
+
         try:
+            if who is not None and who.expires_at is not None:
+                expiry = asyncio.create_task(expire(who))
             async for raw in ws:
                 try:
                     msg = json.loads(raw)
-                    if msg.get("op") != "subscribe" or not isinstance(msg.get("topics", []), list):
+                    op = msg.get("op")
+                    if op not in ("subscribe", "auth") or not isinstance(msg.get("topics", []), list):
                         raise ValueError
                     wanted = {t for t in msg.get("topics", []) if isinstance(t, str)}
+                    if len(wanted) > MAX_TOPICS_PER_MESSAGE:  # each private topic may cost a query
+                        raise ValueError
                     since = {t: int(v) for t, v in (msg.get("since") or {}).items()}
+                    grants = {t: g for t, g in (msg.get("grants") or {}).items() if isinstance(g, str)}
+                    token = msg.get("token")
                 except (ValueError, TypeError, AttributeError):
-                    client.offer("_control", json.dumps({"op": "error", "detail": "expected {op: subscribe, topics: [...]}"}))
+                    control({"op": "error", "code": "bad_request",
+                             "detail": "expected {op: subscribe, topics: [...]} or {op: auth, token: ...}"})
                     continue
-                allowed = {t for t in wanted if is_public(t)}
-                client.offer("_control", json.dumps({"op": "subscribed", "topics": sorted(allowed),
-                                                     "refused": sorted(wanted - allowed)}))
-                await hub.subscribe(client, allowed, since)
+                if token is not None:
+                    fresh = await gate.identify(token) if gate and isinstance(token, str) else None
+                    if fresh is None:
+                        control({"op": "error", "code": "invalid_token", "detail": "token refused"})
+                    elif by_identity and who is not None and (fresh.user_id, fresh.role) != (who.user_id, who.role):
+                        # topics granted to one identity must not ride along under another
+                        control({"op": "error", "code": "identity_changed", "detail": "reconnect to switch users"})
+                    else:
+                        who = fresh
+                        if expiry is not None:
+                            expiry.cancel()
+                        expiry = asyncio.create_task(expire(who)) if who.expires_at is not None else None
+                        control({"op": "authenticated", "user_id": who.user_id, "role": who.role,
+                                 "expires_at": who.expires_at})
+                if op != "subscribe":
+                    continue
+                allowed: set[str] = set()
+                for topic in wanted:
+                    if is_public(topic):
+                        allowed.add(topic)
+                    elif gate is not None and (why := await gate.allows(who, topic, grants.get(topic), guest_cart)):
+                        allowed.add(topic)
+                        if why == IDENTITY:
+                            by_identity.add(topic)
+                control({"op": "subscribed", "topics": sorted(allowed), "refused": sorted(wanted - allowed)})
+                labels = {(user_topic(who.user_id) if t == "user" else t): t for t in allowed}
+                await hub.subscribe(client, set(labels), since, labels)
+                if "admin" in allowed and feeds.summary is not None and "admin" not in since:
+                    seq, summary = feeds.summary
+                    client.offer("admin", hub.frame("admin", seq, summary))
+                for topic in allowed:
+                    if topic.startswith("product:"):
+                        feeds.views[topic.removeprefix("product:")] += 1
         finally:
             hub.disconnect(client)
             sender.cancel()
+            if expiry is not None:
+                expiry.cancel()
 
     return handle
 
 
-def stock_snapshot(pool) -> Snapshot:
-    """The committed level of a product topic's SKU, straight from Postgres."""
-    async def snapshot(topic: str):
-        row = await pool.fetchrow("select sku, on_hand, reserved, version from stock_levels where sku = $1",
-                                  topic.removeprefix("product:"))
-        if row is None:
-            return None
-        return row["version"], level_data(row["sku"], row["on_hand"] - row["reserved"], row["on_hand"])
-
-    return snapshot
-
-
-def level_data(sku: str, available: int, on_hand: int) -> dict:
-    return {"sku": sku, "available": available, "on_hand": on_hand, "sold_out": available <= 0}
+def gatekeeper(pool, auth: AuthSettings | None, service_token: str | None) -> Gatekeeper:
+    """Verifies what the API issued: access JWTs (the same key), the service token, and the signed
+    cart and order ids (keys derived from the same root secret as the API derives them)."""
+    root = (auth.jwt_secret if auth else None) or service_token
+    tokens = TokenConfig(signing_key=None, verification_key=auth.jwt_secret, issuer=auth.jwt_issuer,
+                         audience=auth.jwt_audience) if auth and auth.jwt_secret else None
+    return Gatekeeper(pool, tokens, service_token=service_token,
+                      cart_tokens=CartTokens(derived_secret(root, CART_PURPOSE)) if root else None,
+                      order_tokens=OrderTokens(derived_secret(root, ORDER_PURPOSE)) if root else None)
 
 
 def _health(_conn: ServerConnection, request: Request) -> Response | None:
@@ -90,36 +166,13 @@ def _health(_conn: ServerConnection, request: Request) -> Response | None:
     return None
 
 
-async def consume_inventory(hub: Hub, redis_url: str) -> None:
-    """Fan committed stock levels out to `product:{sku}` subscribers. Starts at the stream's end
-    (a client reads the current level over HTTP when it subscribes); reconnects if Valkey drops."""
-    import redis.asyncio as aioredis
-
-    last = "$"
-    while True:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=3)
-        try:
-            while True:
-                batches = await client.xread({INVENTORY_STREAM: last}, block=1000, count=500)
-                for _stream, entries in batches or []:
-                    for entry_id, fields in entries:
-                        last = entry_id
-                        if fields.get("type") == "StockLevelChanged":
-                            level = json.loads(fields["payload"])
-                            hub.publish(f"product:{level['sku']}",
-                                        level_data(level["sku"], level["available"], level["on_hand"]),
-                                        seq=level["version"])
-        except Exception as exc:  # Valkey away: keep the hub up, try again
-            log.warning("inventory stream unavailable; retrying", extra={"error": repr(exc)})
-            await asyncio.sleep(1)
-        finally:
-            await client.aclose()
-
-
 async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
-              database_url: str | None = None, origins: list[str] | None = None) -> None:
+              database_url: str | None = None, origins: list[str] | None = None,
+              auth: AuthSettings | None = None, service_token: str | None = None) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
-    hub = Hub(snapshot=stock_snapshot(pool) if pool else None)
+    hub = Hub(snapshot=snapshots(pool) if pool else None)
+    feeds = Feeds()
+    gate = gatekeeper(pool, auth, service_token)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
@@ -128,7 +181,7 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
     allowed = [*origins, None] if origins else None
     # No permessage-deflate: frames are small JSON, and a zlib context per socket cost ~45 KB of
     # memory and most of the per-frame CPU at 10,000 sockets (loadtests/bench_realtime.py).
-    async with serve(handler(hub), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
+    async with serve(handler(hub, gate, feeds), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
                      origins=allowed, compression=None):
         log.info("hub listening", extra={"host": host, "port": port})
 
@@ -139,7 +192,8 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
 
         tasks = [asyncio.create_task(heartbeat())]
         if redis_url:
-            tasks.append(asyncio.create_task(consume_inventory(hub, redis_url)))
+            tasks.append(asyncio.create_task(consume_events(EventFanout(hub, pool, feeds), redis_url)))
+            tasks.append(asyncio.create_task(count_views(feeds, redis_url)))
         await stop
         for task in tasks:
             task.cancel()
@@ -155,8 +209,9 @@ def main() -> None:
     parser.add_argument("--allowed-origin", action="append", default=[], help="an Origin browsers may connect from")
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
+    auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
     asyncio.run(run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
-                    origins=args.allowed_origin))
+                    origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token))
 
 
 if __name__ == "__main__":

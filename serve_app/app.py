@@ -18,7 +18,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import (account, admin_notifications, admin_orders, admin_users, auth, cart, checkout, health,
+from serve_app.routes import (account, admin_analytics, admin_notifications, admin_orders, admin_users, auth, cart, checkout, health,
                               inventory, orders, webhooks)
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
@@ -44,6 +44,7 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     app.include_router(admin_orders.router)
     app.include_router(webhooks.router)
     app.include_router(admin_notifications.router)
+    app.include_router(admin_analytics.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)

@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 from fastapi import Request, Response
-from itsdangerous import BadSignature, URLSafeSerializer
 
 from actors.domain.pricing import SHIPPING_RATES, Coupon, PricedLine, ShippingMethod, quote
 from serve_app.context import AppContext
@@ -27,23 +26,6 @@ COOKIE_MAX_AGE_S = 30 * 24 * 3600
 
 def new_cart_id() -> str:
     return "c_" + uuid.uuid4().hex
-
-
-class CartTokens:
-    def __init__(self, secret: str):
-        self._s = URLSafeSerializer(secret, salt="surge-cart")
-
-    def dumps(self, cart_id: str) -> str:
-        return self._s.dumps(cart_id)
-
-    def loads(self, token: str | None) -> str | None:
-        if not token or len(token) > 200:
-            return None
-        try:
-            value = self._s.loads(token)
-        except BadSignature:
-            return None
-        return value if isinstance(value, str) else None
 
 
 def guest_cart_id(ctx: AppContext, request: Request) -> str | None:

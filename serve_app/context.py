@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from serve_app.overload import InFlightLimiter
 from serve_app.ratelimit import RateLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
+from storage.signed_ids import CartTokens, OrderTokens, derived_secret
 from storage.pool import create_pool
 from storage.settings import AuthSettings
 from storage.waiting_room import WaitingRoom
@@ -77,16 +77,12 @@ class AppContext:
             await self.redis.aclose()
 
 
-from serve_app.cart_session import CartTokens  # noqa: E402  (these import this module's AppContext)
-from serve_app.orders_access import OrderTokens  # noqa: E402
 
 
 def _derived(config: ApiConfig, purpose: bytes) -> str:
-    """A signing secret per purpose, derived from the deployment's secret (the JWT key)."""
-    root = config.auth.jwt_secret or config.serve.admin_token
-    if not root:
-        raise ValueError("no secret to sign cart and order tokens with: set SURGE_JWT_SECRET")
-    return hmac.new(root.encode(), purpose, hashlib.sha256).hexdigest()
+    """A signing secret per purpose, derived from the deployment's secret (the JWT key); the hub
+    derives the same one (`storage/signed_ids.py`)."""
+    return derived_secret(config.auth.jwt_secret or config.serve.admin_token, purpose)
 
 
 class FlashSkus:

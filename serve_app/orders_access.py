@@ -3,7 +3,6 @@ Anyone else gets 404 (never 403: an order number must not be confirmed to a stra
 from __future__ import annotations
 
 from fastapi import Request
-from itsdangerous import BadSignature, URLSafeSerializer
 
 from actors.domain.errors import NotFound
 from serve_app.context import AppContext
@@ -11,22 +10,6 @@ from serve_app.principal import Principal
 from storage import order_store
 
 HEADER = "x-order-token"
-
-
-class OrderTokens:
-    def __init__(self, secret: str):
-        self._s = URLSafeSerializer(secret, salt="surge-order")
-
-    def dumps(self, number: str) -> str:
-        return self._s.dumps(number)
-
-    def grants(self, token: str | None, number: str) -> bool:
-        if not token or len(token) > 200:
-            return False
-        try:
-            return self._s.loads(token) == number
-        except BadSignature:
-            return False
 
 
 async def order_for(ctx: AppContext, request: Request, user: Principal | None, number: str):

@@ -39,9 +39,9 @@ class ServeSettings(BaseSettings):
     admin_token: str | None = Field(default=None, min_length=24)
     # Verifies POST /webhooks/stripe (Stripe's signature scheme); unset = webhooks refused.
     stripe_webhook_secret: str | None = Field(default=None, min_length=16)
-    # How long a replica may answer "sold out" from its own memory without asking the owner.
     # Reservations in flight per replica before the API sheds load with 429 + Retry-After.
     reserve_max_in_flight: int = Field(default=2000, ge=1)
+    # How long a replica may answer "sold out" from its own memory without asking the owner.
     soldout_ttl_s: float = Field(default=0.25, ge=0, le=5)
     # Accounts and API security
     # Browser origins allowed to call the API with credentials (comma-separated in the env); none = no CORS.
@@ -75,5 +75,3 @@ class ServeSettings(BaseSettings):
         for name, spec in merged.items():
             parse_many(spec)  # fail fast on a malformed limit
         return merged
-    # Stripe's webhook signing secret for /webhooks/stripe (surge up generates one for localstripe)
-    stripe_webhook_secret: str | None = None

@@ -63,7 +63,7 @@ async def test_a_client_that_falls_too_far_behind_on_queued_topics_is_told_to_re
     ws.gate.set()
     await settle()
     assert ws.closed == (RESYNC_CODE, "resync: client too slow")
-    assert client not in hub.subscribers["heartbeat"]
+    assert client not in hub.subscribers.get("heartbeat", set())
     task.cancel()
 
 
@@ -80,3 +80,46 @@ async def test_resume_sends_the_latest_level_only_when_it_is_newer_than_what_the
     assert [json.loads(f)["seq"] for f in fresh.pending.values()] == [7]
     assert current.pending == {}
     assert [json.loads(f)["seq"] for f in behind.pending.values()] == [7]
+
+
+async def test_a_private_state_topic_keeps_its_latest_frame_only_while_watched():
+    hub = Hub()
+    hub.publish("order:ORD-1", {"status": "paid"}, seq=2)
+    assert "order:ORD-1" not in hub.latest  # nobody watching: nothing kept
+    ws = FakeSocket()
+    client = hub.connect(ws)
+    task = asyncio.create_task(client.send_forever())
+    await hub.subscribe(client, {"order:ORD-1"}, {})
+    hub.publish("order:ORD-1", {"status": "fulfilling"}, seq=3)
+    hub.publish("order:ORD-1", {"status": "paid"}, seq=2)  # a late, older state: never shown
+    await settle()
+    assert [m["data"]["status"] for m in ws.sent] == ["fulfilling"]
+    hub.disconnect(client)
+    assert "order:ORD-1" not in hub.latest
+    task.cancel()
+
+
+async def test_a_feed_topic_replays_what_a_reconnecting_client_missed_under_its_label():
+    hub = Hub(replay_len=4)
+    for seq in (10, 11, 12):
+        hub.publish("user:u1", {"n": seq}, seq=seq, label="user")
+    ws = FakeSocket()
+    client = hub.connect(ws)
+    task = asyncio.create_task(client.send_forever())
+    await hub.subscribe(client, {"user:u1"}, {"user": 10}, labels={"user:u1": "user"})
+    await settle()
+    assert [(m["topic"], m["seq"]) for m in ws.sent] == [("user", 11), ("user", 12)]
+    task.cancel()
+
+
+async def test_a_feed_topic_asks_for_a_resync_when_the_missed_frames_are_gone():
+    hub = Hub(replay_len=2)
+    for seq in (10, 11, 12, 13):
+        hub.publish("admin", {"n": seq}, seq=seq)
+    ws = FakeSocket()
+    client = hub.connect(ws)
+    task = asyncio.create_task(client.send_forever())
+    await hub.subscribe(client, {"admin"}, {"admin": 10})
+    await settle()
+    assert ws.sent == [{"op": "resync", "topic": "admin"}]
+    task.cancel()

@@ -1,0 +1,12 @@
+"""Hub settings read from the environment at the hub's composition root (`server.main`). The secrets
+that verify tokens are the accounts' own (`storage.settings.AuthSettings`); `surge up` hands them to
+the hub process in its environment, never on its command line (where `ps` would show them)."""
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SURGE_", extra="ignore", populate_by_name=True)
+
+    # the API's service token: an admin on the hub too (ops dashboards, tests)
+    admin_token: str | None = Field(default=None, min_length=24)
