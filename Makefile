@@ -42,10 +42,11 @@ bench-owner: install
 bench-realtime: install
 	$(PY) -m loadtests.bench_realtime
 
-# cart -> paid through the HTTP API and localstripe, at a light and a heavy load (4242 cards; the
+# cart -> paid through the HTTP API, at a light and a heavy load, on the embedded localstripe and on one
+# without its pickle-per-write (4242 cards; the
 # webhook's arrival is measured from stripe_events; --three-ds-share N makes the webhook mark orders paid)
 bench-checkout: install
-	$(PY) -m loadtests.bench_checkout --users 4 --users 16
+	$(PY) -m loadtests.bench_checkout --users 4 --users 16 --localstripe embedded --localstripe memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

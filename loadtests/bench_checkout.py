@@ -2,10 +2,16 @@
 
     python -m loadtests.bench_checkout [--users 8 [--users 24 ...]] [--run-time 30] [--warmup 5]
         [--pace 0] [--coupon-share 0.5] [--three-ds-share 0] [--products 4] [--surge-env KEY=VALUE ...]
+        [--localstripe embedded [--localstripe memory]]
 
 Contract:
 - A whole Surge is started (``surge_up``: temporary data dir, free loopback ports, embedded Postgres,
-  Valkey, localstripe, Ray) and stopped by pid at the end, however the bench ends.
+  Valkey, localstripe, Ray) and stopped by pid at the end, however the bench ends; one Surge per
+  ``--localstripe`` value, one after the other: ``embedded`` is the localstripe ``surge up`` starts
+  (its state pickled to disk on every write, see ``cluster/embedded.py``); ``memory`` is a
+  localstripe this bench starts on a free 127.0.0.1 port with that persistence switched off (and
+  stops by pid), handed to Surge as ``STRIPE_API_BASE`` with a webhook endpoint and secret this
+  bench registers, so the two show what the fake's own bookkeeping costs.
 - Setup: ``--products`` products with one variant each (rows in Postgres, as the integration tests
   make them, prices 5.00-25.00 USD) plus the demo's ``SAMPLE-1``, each put at 1,000,000 units with
   the admin API, so stock never runs out.
@@ -36,30 +42,37 @@ Contract:
   workers) and ``other``; the box's load average before the run (other engineers share it).
 - Writes ``loadtests/results/checkout.json`` (bench ``checkout``): one run per ``--users`` value
   (``system`` = ``surge``), summary with the target (p99 cart_to_paid < 1 s) per run and ``code``
-  (commit and changed files). Prints the command that made the figures.
+  (commit and changed files) and, with both localstripes, ``memory_vs_embedded_orders_per_min``
+  per users value. Prints the command that made the figures.
 - Exit status 2 if Surge does not serve, 1 if any answer was unexpected or the counts disagree
   (results are still written), else 0.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from loadtests.bench_flash import code_version, fetch, http_json, postgres_pid
+from loadtests.bench_trivial import ratio
 from loadtests.results import current_command, print_results, write_results
 from loadtests.runner import check_loopback_url, run_locust
-from loadtests.servers import REPO_ROOT, wait_ok
+from loadtests.servers import REPO_ROOT, free_port, stop, wait_ok
 
 LOCUSTFILE = "checkout.py"
 BENCH = "checkout"
@@ -68,6 +81,65 @@ TARGET_TEXT = "p99 cart -> paid < 1 s"
 STOCK = 1_000_000
 WEBHOOK_WAIT_S = 15.0
 MAX_ORDERS_PER_RUN = 100_000
+
+
+# --- a localstripe without persistence ---------------------------------------------------------
+
+_MEMORY_LOCALSTRIPE = """import socket, sys
+from aiohttp import web
+from localstripe import resources, server
+# memory only: the stock Store pickles everything to disk on every write
+resources.Store.try_load_from_disk = lambda self: None
+resources.Store.dump_to_disk = lambda self: None
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+web.run_app(server.app, sock=sock, access_log=None, shutdown_timeout=2)
+"""
+
+
+@contextlib.contextmanager
+def memory_localstripe() -> Iterator[str]:
+    """localstripe on a free loopback port, state in memory only; yields its URL, stops it by pid."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _MEMORY_LOCALSTRIPE, str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"localstripe exited ({proc.returncode})")
+            try:
+                urllib.request.urlopen(f"{url}/v1/balance", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # 401 without a key: it serves
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("localstripe did not serve within 30 s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def surge_with(localstripe: str, surge_env: dict[str, str]):
+    """A Surge on the embedded localstripe, or on a memory-only one with its webhook registered here."""
+    from loadtests.servers import surge_up
+
+    if localstripe == "embedded":
+        with surge_up(surge_env) as surge:
+            yield surge
+        return
+    from cluster.local import register_localstripe_webhook
+
+    secret = "whsec_bench_" + uuid.uuid4().hex
+    with memory_localstripe() as stripe_url, \
+            surge_up({**surge_env, "STRIPE_API_BASE": stripe_url, "SURGE_STRIPE_WEBHOOK_SECRET": secret}) as surge:
+        register_localstripe_webhook(stripe_url, "surge", f"{surge.url}/webhooks/stripe", secret)
+        yield surge
 
 
 # --- setup ---------------------------------------------------------------------------------------
@@ -124,13 +196,15 @@ def _part(proc: psutil.Process) -> str:
     return "other"
 
 
-def cpu_snapshot(root_pid: int) -> dict[int, tuple[str, float]]:
+def cpu_snapshot(*root_pids: int) -> dict[int, tuple[str, float]]:
     out: dict[int, tuple[str, float]] = {}
-    try:
-        root = psutil.Process(root_pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return out
+    procs: list[psutil.Process] = []
+    for root_pid in root_pids:
+        try:
+            root = psutil.Process(root_pid)
+            procs += [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
     for p in procs:
         try:
             t = p.cpu_times()
@@ -185,15 +259,16 @@ def run_once(args: argparse.Namespace, users: int, seconds: int, skus: list[str]
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="surge-checkout-") as tmp:
         out = Path(tmp) / "tally.json"
-        before = cpu_snapshot(args.surge_pid)
+        roots = [args.surge_pid] + ([args.stripe_pid] if getattr(args, "stripe_pid", None) else [])
+        before = cpu_snapshot(*roots)
         r = run_locust(LOCUSTFILE, args.surge_url, users, float(users * 10), seconds,
                        extra_env={"SURGE_BENCH_SKUS": ",".join(skus), "SURGE_BENCH_OUT": str(out),
                                   "SURGE_BENCH_COUPON_SHARE": str(args.coupon_share),
                                   "SURGE_BENCH_3DS_SHARE": str(args.three_ds_share),
                                   "SURGE_BENCH_PACE_S": str(args.pace), "SURGE_BENCH_STRIPE_URL": stripe_url,
                                   "SURGE_BENCH_MAX_ORDERS": str(MAX_ORDERS_PER_RUN)},
-                       server_pids={"surge": args.surge_pid}, reset_stats=False)
-        after = cpu_snapshot(args.surge_pid)
+                       server_pids=dict(zip(("surge", "localstripe"), roots)), reset_stats=False)
+        after = cpu_snapshot(*roots)
         if not out.exists():
             raise RuntimeError(f"the Locust process wrote no tally ({out}); errors: {r['errors']}")
         tally = json.loads(out.read_text())
@@ -216,7 +291,7 @@ def run_once(args: argparse.Namespace, users: int, seconds: int, skus: list[str]
     if missing_webhooks:
         errors[f"webhook not applied within {WEBHOOK_WAIT_S:.0f} s after the run"] = missing_webhooks
     lat = latency(cart_to_paid)
-    total_cpu = r["cpu_s"].get("surge")
+    total_cpu = round(sum(r["cpu_s"].values()), 2)  # Surge's tree, plus a localstripe started outside it
     return {
         "system": "surge",
         "users": users,
@@ -249,14 +324,15 @@ def run_once(args: argparse.Namespace, users: int, seconds: int, skus: list[str]
 
 
 def print_table(runs: list[dict[str, Any]]) -> None:
-    cols = ("users", "orders_per_min", "p50_ms", "p99_ms", "max_ms", "webhook_p50", "webhook_p99", "errors", "cpu_surge",
+    cols = ("localstripe", "users", "orders_per_min", "p50_ms", "p99_ms", "max_ms", "webhook_p50", "webhook_p99", "errors", "cpu_surge",
             "cores")
     rows = []
     for run in runs:
-        rows.append([run["users"], run["orders_per_min"], run["p50_ms"], run["p99_ms"], run["max_ms"],
+        rows.append([run["localstripe"], run["users"], run["orders_per_min"], run["p50_ms"], run["p99_ms"], run["max_ms"],
                      run["cart_to_webhook"]["p50_ms"], run["cart_to_webhook"]["p99_ms"], sum(run["errors"].values()),
                      run["cpu_s"]["surge_total"], run["cpu_cores_used"]])
-    cells = [["-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:,.1f}" for v in row] for row in rows]
+    cells = [["-" if v is None else v if isinstance(v, str) else f"{v:,}" if isinstance(v, int) else f"{v:,.1f}"
+              for v in row] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
     for r in cells:
@@ -279,8 +355,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--products", type=int, default=4, help="fresh products to buy from (plus SAMPLE-1)")
     p.add_argument("--surge-env", action="append", default=[], metavar="KEY=VALUE",
                    help="setting for the Surge this bench starts, e.g. SURGE_API_REPLICAS=2 (repeatable)")
+    p.add_argument("--localstripe", action="append", choices=("embedded", "memory"), default=None,
+                   help="which localstripe Surge pays at (repeatable: one Surge each, in order; default embedded)")
     args = p.parse_args(argv)
     args.users = args.users or [8]
+    args.localstripe = args.localstripe or ["embedded"]
     if min(args.users) < 1 or args.run_time < 1 or args.warmup < 0 or args.pace < 0 or args.products < 2:
         p.error("--users and --run-time must be >= 1, --warmup and --pace >= 0, --products >= 2")
     for share in (args.coupon_share, args.three_ds_share):
@@ -289,12 +368,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from loadtests.servers import surge_up
-
-    code = code_version()  # before the runs: the code may change while they go on
-    with surge_up(dict(kv.split("=", 1) for kv in args.surge_env)) as surge:
+def measure(args: argparse.Namespace, variant: str, runs: list[dict[str, Any]]) -> int:
+    """One Surge on the given localstripe: warm-up, then one run per users value (appended to runs)."""
+    with surge_with(variant, dict(kv.split("=", 1) for kv in args.surge_env)) as surge:
         args.surge_url, args.surge_pid = check_loopback_url(surge.url), surge.pid
         args.surge_database_url, args.admin_token = surge.database_url, surge.admin_token
         try:
@@ -303,25 +379,52 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Surge is not serving: {exc}", file=sys.stderr)
             return 2
         stripe_url = check_loopback_url(json.loads((surge.data_dir / "run.json").read_text())["stripe"])
+        args.stripe_pid = None if variant == "embedded" else _listener_pid(stripe_url)
         pg_pid = postgres_pid(args.surge_database_url)
         skus = make_products(args.surge_database_url, args.surge_url, args.admin_token, args.products)
         if args.warmup:
             w = run_once(args, max(args.users), args.warmup, skus, pg_pid, stripe_url)
-            print(f"warm-up: {w['orders']} orders, p99 {w['p99_ms']} ms, errors {w['errors']}", flush=True)
-        runs = []
+            print(f"[{variant} localstripe] warm-up: {w['orders']} orders, p99 {w['p99_ms']} ms, errors {w['errors']}",
+                  flush=True)
         for users in args.users:
             r = run_once(args, users, args.run_time, skus, pg_pid, stripe_url)
+            r["localstripe"] = variant
             runs.append(r)
-            print(f"users {users:>3}: {r['orders_per_min']} orders/min  cart->paid p50 {r['p50_ms']} ms  "
-                  f"p99 {r['p99_ms']} ms  max {r['max_ms']} ms  cart->webhook p50 {r['cart_to_webhook']['p50_ms']} ms "
-                  f"p99 {r['cart_to_webhook']['p99_ms']} ms  errors {r['errors']}  cpu {r['cpu_s']}  "
-                  f"load {r['load_average_before']}", flush=True)
+            print(f"[{variant} localstripe] users {users:>3}: {r['orders_per_min']} orders/min  cart->paid p50 "
+                  f"{r['p50_ms']} ms  p99 {r['p99_ms']} ms  max {r['max_ms']} ms  cart->webhook p50 "
+                  f"{r['cart_to_webhook']['p50_ms']} ms p99 {r['cart_to_webhook']['p99_ms']} ms  errors {r['errors']}  "
+                  f"cpu {r['cpu_s']}  load {r['load_average_before']}", flush=True)
+    return 0
+
+
+def _listener_pid(url: str) -> int | None:
+    """The pid listening on a loopback URL's port (the memory-only localstripe, for its CPU)."""
+    port = int(url.rsplit(":", 1)[1])
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    code = code_version()  # before the runs: the code may change while they go on
+    runs: list[dict[str, Any]] = []
+    for variant in args.localstripe:
+        status = measure(args, variant, runs)
+        if status:
+            return status
 
     failures = sum(sum(r["errors"].values()) for r in runs)
     mismatches = [(r["users"], r["mismatch"]) for r in runs if r["mismatch"]]
     summary = {
         "target": TARGET_TEXT,
-        "target_met_by_users": {str(r["users"]): r["p99_ms"] is not None and r["p99_ms"] < TARGET_P99_MS for r in runs},
+        "target_met": {f"{r['localstripe']} localstripe, {r['users']} users": r["p99_ms"] is not None
+                       and r["p99_ms"] < TARGET_P99_MS for r in runs},
+        "memory_vs_embedded_orders_per_min": {
+            str(m["users"]): ratio(m["orders_per_min"], e["orders_per_min"])
+            for e in runs if e["localstripe"] == "embedded" for m in runs
+            if m["localstripe"] == "memory" and m["users"] == e["users"]} or None,
         "done_means": "paid: the submit's 201 for 4242 cards (intent succeeded, stock committed); for 3-D Secure "
                       "cards the first poll showing the order paid by localstripe's payment_intent.succeeded webhook",
         "webhook": "cart_to_webhook / webhook_after_paid: when stripe_events recorded the order's "
@@ -331,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         "count_mismatches": [{"users": u, "database_minus_client": m} for u, m in mismatches],
         "run_time_s": args.run_time, "warmup_s": args.warmup, "pace_s": args.pace,
         "coupon_share": args.coupon_share, "three_ds_share": args.three_ds_share,
-        "products": len(skus), "surge_env": args.surge_env,
+        "products": args.products + 1, "localstripes": args.localstripe, "surge_env": args.surge_env,
         "code": code,
     }
     path = write_results(BENCH, runs, summary, command=current_command())
