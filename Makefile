@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime clean
+.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-checkout clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench-owner: install
 
 bench-realtime: install
 	$(PY) -m loadtests.bench_realtime
+
+# cart -> paid through the HTTP API, at a light and a heavy load, on the embedded localstripe and on one
+# without its pickle-per-write (4242 cards; the
+# webhook's arrival is measured from stripe_events; --three-ds-share N makes the webhook mark orders paid)
+bench-checkout: install
+	$(PY) -m loadtests.bench_checkout --users 4 --users 16 --localstripe embedded --localstripe memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -306,6 +306,12 @@ class OrderPipeline:
                 if await conn.fetchval("select true from stripe_events where event_id = $1", event["event_id"]):
                     return {"applied": False, "reason": "duplicate", "order": row["number"]}
                 row = await order_store.get(conn, row["number"])
+                if row["status"] not in (S.PENDING_PAYMENT, S.CANCELLED) and row["payment_intent_id"] == event["intent_id"]:
+                    # Already paid through this very intent (usually in the submit's own answer): no
+                    # state of the intent can change the order any more, so record the event without
+                    # asking the provider again (that fetch was one of the three provider calls per order).
+                    await order_store.record_stripe_event(conn, event["event_id"], event["type"], event["intent_id"])
+                    return {"applied": True, "order": row["number"], "status": row["status"]}
             # the event is a hint; the PaymentIntent as Stripe holds it now is the truth (events come in any order)
             intent = await self.gateway.retrieve_intent(event["intent_id"])
             new = await self._apply(row, intent, event["event_id"], event["type"])
