@@ -403,12 +403,16 @@ class EmbeddedValkey(_Embedded):
 # localstripe's own start() binds "::" (every interface, IPv4 too) and its Store pickles itself after every
 # change, in place (a kill mid-write corrupts it), to the hard-coded /tmp/localstripe.pickle. This launcher
 # binds host alone, keeps the pickle in our directory, writes it atomically, and does not rewrite it once per
-# key while unpickling (a dict subclass is rebuilt through __setitem__). sys.argv[1] marks the process ours.
-_LOCALSTRIPE = """import logging, os, pickle, socket, sys
+# key while unpickling (a dict subclass is rebuilt through __setitem__). It writes at most every half second
+# (and at shutdown) instead of after every change: a pickle of the whole store per write made each payment
+# call grow with the number of orders (5 ms empty, 20-115 ms after 300 orders; loadtests/bench_checkout.py),
+# and a kill -9 now loses at most the last half second of a fake's state. sys.argv[1] marks the process ours.
+_LOCALSTRIPE = """import asyncio, logging, os, pickle, socket, sys
 from aiohttp import web
 from localstripe import resources, server
 host, port, state = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 loading = False
+dirty = False
 def load(store):
     global loading
     if os.path.exists(state):
@@ -417,12 +421,29 @@ def load(store):
             store.clear(); store.update(pickle.load(f))
         loading = False
 def dump(store):
+    global dirty
     if not loading:
+        dirty = True
+def flush():
+    global dirty
+    if dirty:
+        dirty = False
         with open(state + ".tmp", "wb") as f:
-            pickle.dump(store, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(resources.store, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(state + ".tmp", state)
+async def start_flusher(app):
+    async def every_half_second():
+        while True:
+            await asyncio.sleep(0.5)
+            flush()
+    app["flusher"] = asyncio.get_running_loop().create_task(every_half_second())
+async def final_flush(app):
+    app["flusher"].cancel()
+    flush()
 resources.Store.try_load_from_disk, resources.Store.dump_to_disk = load, dump
 resources.store.try_load_from_disk()
+server.app.on_startup.append(start_flusher)
+server.app.on_cleanup.append(final_flush)
 sock = socket.socket()
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind((host, port))

@@ -25,6 +25,7 @@ import stripe
 
 from cluster.embedded import (POSTGRES_BIN_PATH, EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey,
                               LocalStripe, PortInUse)
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -186,7 +187,8 @@ def test_localstripe_creates_customers_on_loopback_and_keeps_them_in_data_dir(se
         client = stripe.StripeClient("sk_test_surge", base_addresses={"api": url}, max_network_retries=0)
         customer = client.v1.customers.create(params={"email": "shopper@example.com"})
         assert customer.id.startswith("cus_")
-        assert (server_dir / "localstripe" / "localstripe.pickle").is_file()
+        # written within half a second of the change (not after every change: see cluster/embedded.py)
+        wait_for(lambda: (server_dir / "localstripe" / "localstripe.pickle").is_file(), timeout_s=10, what="the pickle")
         assert_listens_on_loopback_only(stripe_server.pids(), port)
         stop_and_assert_nothing_left(stripe_server)
 
