@@ -27,7 +27,7 @@ async def order_for(ctx: AppContext, request: Request, user: Principal | None, n
 
 
 async def view(ctx: AppContext, row) -> dict:
-    from actors.order_pipeline import order_view
+    from actors.order_lifecycle import order_view
 
     async with ctx.pool.acquire() as conn:
         lines = [dict(r) for r in await order_store.lines(conn, row["id"])]
