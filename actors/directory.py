@@ -23,7 +23,7 @@ from actors.settings import ActorSettings
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
-KINDS = ("inventory", "relay")  # every kind of long-lived actor, for start-up and health
+KINDS = ("inventory", "relay", "catalog")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class OwnerConfig:
     redis_url: str | None
     settings: ActorSettings
     log_level: str = "INFO"
+    elasticsearch_url: str | None = None  # search backend; unset = PostgreSQL
 
 
 def owner_name(kind: str, index: int) -> str:
@@ -58,6 +59,10 @@ class ActorDirectory:
             from actors.event_relay import EventRelay
 
             return EventRelay, 1
+        if kind == "catalog":
+            from actors.catalog_events import CatalogEventConsumer
+
+            return CatalogEventConsumer, 1
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:

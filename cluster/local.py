@@ -203,6 +203,7 @@ class LocalStack:
         serve_settings = self.serve.model_copy(update={"admin_token": self.admin_token()})
         self._app_args = {"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
                           "hub_url": hub_url, "log_level": self.surge.log_level,
+                          "elasticsearch_url": self.storage.elasticsearch_url,
                           "serve": serve_settings.model_dump(), "actors": self.actors.model_dump()}
         serve.run(build_app(self._app_args), name=APP_NAME, route_prefix="/", blocking=False)
         return f"http://{self.serve.http_host}:{self.serve.http_port}"
@@ -269,7 +270,8 @@ class LocalStack:
                 asyncio.run(_seed_demo(db))
             self.say("starting Ray, owner actors and the API…")
             gcs, metrics_url = self._ray()
-            owners = OwnerConfig(database_url=db, redis_url=rd, settings=self.actors, log_level=self.surge.log_level)
+            owners = OwnerConfig(database_url=db, redis_url=rd, settings=self.actors, log_level=self.surge.log_level,
+                                 elasticsearch_url=self.storage.elasticsearch_url)
             ActorDirectory(owners).ensure_started(timeout_s=60)
             hub = self._hub_process(rd, db)
             api = self._serve(db, rd, metrics_url, hub)

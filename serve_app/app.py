@@ -17,7 +17,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import health, inventory
+from serve_app.routes import admin_catalog, catalog, health, inventory
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
 
@@ -32,6 +32,8 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
+    app.include_router(catalog.router)
+    app.include_router(admin_catalog.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
@@ -95,6 +97,7 @@ def build_app(args: dict):
         redis_url=args.get("redis_url"),
         settings=ActorSettings(**args.get("actors", {})),
         log_level=args.get("log_level", "INFO"),
+        elasticsearch_url=args.get("elasticsearch_url"),
     )
     config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"))
     options = api_options(serve_settings)

@@ -14,6 +14,9 @@ from actors.inventory_client import InventoryClient
 from serve_app.overload import InFlightLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
+from storage.catalog_cache import CatalogCache
+from storage.catalog_store import CategorySource
+from storage.search import create_backend
 from storage.pool import create_pool
 from storage.waiting_room import WaitingRoom
 
@@ -39,6 +42,7 @@ class AppContext:
     reserve_limiter: InFlightLimiter
     waiting_room: WaitingRoom | None = None
     flash_skus: "FlashSkus | None" = None
+    catalog: "CatalogReads | None" = None
 
     @classmethod
     async def create(cls, config: ApiConfig) -> "AppContext":
@@ -46,13 +50,20 @@ class AppContext:
         redis = create_redis(config.owners.redis_url) if config.owners.redis_url else None
         directory = ActorDirectory(config.owners)
         secret = hashlib.sha256(b"surge-waiting-room:" + (config.serve.admin_token or "dev").encode()).hexdigest()
+        from serve_app.catalog_reads import CatalogReads
+
+        categories = CategorySource(pool)
+        catalog = CatalogReads(pool, CatalogCache(redis), create_backend(
+            pool, config.owners.elasticsearch_url, categories=categories), categories)
         return cls(config=config, pool=pool, redis=redis, directory=directory,
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
                    reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),
                    waiting_room=WaitingRoom(redis, secret) if redis is not None else None,
-                   flash_skus=FlashSkus(pool))
+                   flash_skus=FlashSkus(pool), catalog=catalog)
 
     async def close(self) -> None:
+        if self.catalog is not None:
+            await self.catalog.search_backend.close()
         await self.pool.close()
         if self.redis is not None:
             await self.redis.aclose()

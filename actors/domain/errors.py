@@ -30,6 +30,12 @@ class ErrorCode(StrEnum):
     RESERVATION_CONFLICT = "reservation_conflict"
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_TRANSITION = "invalid_transition"
+    # catalog
+    SLUG_TAKEN = "slug_taken"
+    SKU_TAKEN = "sku_taken"
+    UNKNOWN_CATEGORY = "unknown_category"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    REVIEW_NOT_FOUND = "review_not_found"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -44,6 +50,12 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.RESERVATION_CONFLICT: 409,
     ErrorCode.INVALID_QUANTITY: 422,
     ErrorCode.INVALID_TRANSITION: 409,
+    # catalog
+    ErrorCode.SLUG_TAKEN: 409,
+    ErrorCode.SKU_TAKEN: 409,
+    ErrorCode.UNKNOWN_CATEGORY: 422,
+    ErrorCode.PRODUCT_NOT_FOUND: 404,
+    ErrorCode.REVIEW_NOT_FOUND: 404,
 }
 
 _BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
@@ -143,3 +155,31 @@ class InvalidQuantity(SurgeError):
 class InvalidTransition(SurgeError):
     code = ErrorCode.INVALID_TRANSITION
     default_detail = "This change is not allowed in the current state."
+
+
+# catalog
+
+
+class SlugTaken(SurgeError):
+    code = ErrorCode.SLUG_TAKEN
+    default_detail = "This slug is already used."
+
+
+class SkuTaken(SurgeError):
+    code = ErrorCode.SKU_TAKEN
+    default_detail = "This SKU belongs to another product."
+
+
+class UnknownCategory(SurgeError):
+    code = ErrorCode.UNKNOWN_CATEGORY
+    default_detail = "No such category."
+
+
+class ProductNotFound(SurgeError):
+    code = ErrorCode.PRODUCT_NOT_FOUND
+    default_detail = "Product not found."
+
+
+class ReviewNotFound(SurgeError):
+    code = ErrorCode.REVIEW_NOT_FOUND
+    default_detail = "Review not found."
