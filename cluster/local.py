@@ -30,7 +30,7 @@ from serve_app.settings import ServeSettings
 from storage.migrate import apply_migrations
 from storage.pool import check_database, create_pool
 from storage.seed import seed_demo
-from storage.settings import StorageSettings
+from storage.settings import AuthSettings, StorageSettings
 
 log = logging.getLogger("surge.up")
 
@@ -119,6 +119,7 @@ class LocalStack:
     serve: ServeSettings = field(default_factory=ServeSettings)
     actors: ActorSettings = field(default_factory=ActorSettings)
     say: Callable[[str], None] = print
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.surge.data_dir).resolve()
@@ -204,7 +205,8 @@ class LocalStack:
         self._app_args = {"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
                           "hub_url": hub_url, "log_level": self.surge.log_level,
                           "elasticsearch_url": self.storage.elasticsearch_url,
-                          "serve": serve_settings.model_dump(), "actors": self.actors.model_dump()}
+                          "serve": serve_settings.model_dump(), "actors": self.actors.model_dump(),
+                          "auth": self.auth_settings().model_dump()}
         serve.run(build_app(self._app_args), name=APP_NAME, route_prefix="/", blocking=False)
         return f"http://{self.serve.http_host}:{self.serve.http_port}"
 
@@ -226,6 +228,11 @@ class LocalStack:
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(32))
         return path.read_text().strip()
+
+    def auth_settings(self) -> AuthSettings:
+        """AuthSettings with its secrets: from the environment, else generated once and kept (0600)
+        in the data dir like the admin token (`jwt_secret`, `pii_keys`)."""
+        return local_auth_settings(self.data_dir, self.auth)
 
     def _hub_process(self, redis_url: str, database_url: str) -> str:
         logs = self.data_dir / "logs"
@@ -318,6 +325,25 @@ class LocalStack:
             except Exception as exc:  # keep stopping the rest
                 log.warning("stopping %s failed", name, extra={"error": repr(exc)})
         run_file.unlink(missing_ok=True)
+
+
+def _data_dir_secret(path: Path, make: Callable[[], str]) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make())
+    return path.read_text().strip()
+
+
+def local_auth_settings(data_dir: Path, auth: AuthSettings) -> AuthSettings:
+    from storage.crypto import generate_key
+
+    updates = {}
+    if not auth.jwt_secret:
+        updates["jwt_secret"] = _data_dir_secret(data_dir / "jwt_secret", lambda: secrets.token_urlsafe(48))
+    if not auth.pii_keys:
+        updates["pii_keys"] = _data_dir_secret(data_dir / "pii_keys", generate_key)
+    return auth.model_copy(update=updates)
 
 
 async def _seed_demo(dsn: str) -> None:

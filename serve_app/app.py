@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from ray import serve
 
 from actors.directory import OwnerConfig
@@ -17,9 +18,10 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import admin_catalog, catalog, health, inventory
+from serve_app.routes import account, admin_catalog, admin_users, auth, catalog, health, inventory
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
+from storage.settings import AuthSettings
 
 
 def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> FastAPI:
@@ -32,11 +34,19 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
+    app.include_router(auth.router)
+    app.include_router(account.router)
+    app.include_router(admin_users.router)
     app.include_router(catalog.router)
     app.include_router(admin_catalog.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
+    if ctx.config.serve.cors_origins:  # outermost, so preflights are answered before anything else
+        app.add_middleware(CORSMiddleware, allow_origins=ctx.config.serve.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Queue-Token"],
+                           expose_headers=["Retry-After", "X-Request-ID"], max_age=600)
     return app
 
 
@@ -89,7 +99,7 @@ def api_options(serve_settings: ServeSettings) -> dict:
 
 def build_app(args: dict):
     """Serve app builder. `args`: database_url, redis_url, and optional metrics_url, hub_url, log_level,
-    plus `serve` and `actors`: overrides of ServeSettings / ActorSettings. Whatever is not given
+    plus `serve`, `actors` and `auth`: overrides of ServeSettings / ActorSettings / AuthSettings. Whatever is not given
     comes from the settings classes (environment) of the process that builds the app."""
     serve_settings = ServeSettings(**args.get("serve", {}))
     owners = OwnerConfig(
@@ -99,7 +109,8 @@ def build_app(args: dict):
         log_level=args.get("log_level", "INFO"),
         elasticsearch_url=args.get("elasticsearch_url"),
     )
-    config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"))
+    config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"),
+                       auth=AuthSettings(**args.get("auth", {})))
     options = api_options(serve_settings)
     if args.get("user_config"):
         options["user_config"] = args["user_config"]

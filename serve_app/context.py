@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -18,6 +18,7 @@ from storage.catalog_cache import CatalogCache
 from storage.catalog_store import CategorySource
 from storage.search import create_backend
 from storage.pool import create_pool
+from storage.settings import AuthSettings
 from storage.waiting_room import WaitingRoom
 
 
@@ -30,6 +31,7 @@ class ApiConfig:
     metrics_url: str | None = None  # this node's Ray metrics agent, served at /metrics
     hub_url: str | None = None
     version: str = "0.1.0"
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 @dataclass
@@ -43,6 +45,8 @@ class AppContext:
     waiting_room: WaitingRoom | None = None
     flash_skus: "FlashSkus | None" = None
     catalog: "CatalogReads | None" = None
+    rate_limiter: "RateLimiter | None" = None
+    accounts: "Accounts | None" = None
 
     @classmethod
     async def create(cls, config: ApiConfig) -> "AppContext":
@@ -59,7 +63,8 @@ class AppContext:
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
                    reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),
                    waiting_room=WaitingRoom(redis, secret) if redis is not None else None,
-                   flash_skus=FlashSkus(pool), catalog=catalog)
+                   flash_skus=FlashSkus(pool), catalog=catalog,
+                   **accounts_parts(config, pool))
 
     async def close(self) -> None:
         if self.catalog is not None:
@@ -105,3 +110,12 @@ class FlashSkus:
             return False
         self._sold_out[sku] = sold_out
         return True
+
+
+def accounts_parts(config: ApiConfig, pool: asyncpg.Pool) -> dict:
+    """Accounts and rate limits (fails fast on missing or placeholder secrets)."""
+    from serve_app.accounts import Accounts
+    from serve_app.ratelimit import RateLimiter
+
+    limiter = RateLimiter(config.owners.redis_url, config.serve.rate_limits)
+    return {"rate_limiter": limiter, "accounts": Accounts(pool, config.auth, limiter)}

@@ -1,15 +1,13 @@
 """Dependencies declared once, as `Annotated` aliases (the FastAPI template's `deps.py`)."""
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
+from serve_app.auth import admin_user, current_user, optional_user
 from serve_app.context import AppContext
-
-_bearer = HTTPBearer(auto_error=False)
+from serve_app.principal import Principal
 
 
 async def get_context(request: Request) -> AppContext:
@@ -21,12 +19,9 @@ async def get_context(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-async def require_admin(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    """Admin and internal routes. Until accounts exist this is the service token from settings
-    (`SURGE_ADMIN_TOKEN`); with none configured, admin routes refuse everyone."""
-    token = ctx.config.serve.admin_token
-    if creds is None or token is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-        raise HTTPException(401, "Admin credentials required.", headers={"WWW-Authenticate": "Bearer"})
-
-
-Admin = Annotated[None, Depends(require_admin)]
+# Who is calling (serve_app/auth.py resolves bearer JWTs, the service token and session cookies)
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+CurrentUser = Annotated[Principal, Depends(current_user)]  # 401 without valid credentials
+AdminUser = Annotated[Principal, Depends(admin_user)]  # 403 unless an admin (or the service token)
+# The admin inventory routes' alias: an admin JWT or the service token (SURGE_ADMIN_TOKEN).
+Admin = AdminUser

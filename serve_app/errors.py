@@ -69,6 +69,8 @@ def _dependency_errors() -> tuple[type[BaseException], ...]:
 
 def surge_problem(exc: SurgeError, instance: str | None) -> JSONResponse:
     headers = {"Retry-After": str(exc.context.get("retry_after", 1))} if exc.status in (429, 503) else None
+    if exc.status == 401:  # RFC 6750: say which scheme to use
+        headers = {"WWW-Authenticate": "Bearer"}
     extra = {k: v for k, v in exc.context.items() if k != "retry_after"}
     return problem(exc.status, exc.code.value, exc.detail, instance, headers=headers, **extra)
 

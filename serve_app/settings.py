@@ -1,8 +1,18 @@
 """Serve settings for the API deployment and its HTTP ingress."""
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Rate limits (`limits` notation), by name; SURGE_RATE_LIMITS='{"search": "50/second"}' overrides some.
+DEFAULT_RATE_LIMITS = {
+    "signin_account": "5/minute",    # failed sign-ins per account
+    "signin_address": "30/minute",   # sign-in attempts per client address
+    "register": "10/hour",           # registrations per client address
+    "reset_account": "3/hour",       # password-reset requests per account
+    "reset_address": "10/hour",      # password-reset requests per client address
+    "search": "30/second",           # per client address
+}
 
 
 class ServeSettings(BaseSettings):
@@ -31,3 +41,26 @@ class ServeSettings(BaseSettings):
     # Reservations in flight per replica before the API sheds load with 429 + Retry-After.
     reserve_max_in_flight: int = Field(default=2000, ge=1)
     soldout_ttl_s: float = Field(default=0.25, ge=0, le=5)
+    # Accounts and API security
+    # Browser origins allowed to call the API with credentials (comma-separated in the env); none = no CORS.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Session cookies: HttpOnly and SameSite=Lax always; Secure when served over HTTPS.
+    cookie_secure: bool = False
+    rate_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("rate_limits", mode="after")
+    @classmethod
+    def _merge_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        from limits import parse_many
+
+        merged = {**DEFAULT_RATE_LIMITS, **value}
+        for name, spec in merged.items():
+            parse_many(spec)  # fail fast on a malformed limit
+        return merged

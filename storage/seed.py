@@ -45,6 +45,7 @@ async def _ensure_categories(conn: asyncpg.Connection) -> dict[str, int]:
 
 async def seed_demo(pool: asyncpg.Pool) -> bool:
     """Create the demo catalog once; returns False when it was already there."""
+    await seed_demo_accounts(pool)
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval("select 1 from surge_meta where key = $1", DEMO_MARKER):
             return False
@@ -66,6 +67,30 @@ async def seed_demo(pool: asyncpg.Pool) -> bool:
         await conn.execute("select refresh_product_derived(id) from products where tags @> '{demo}'")
         await conn.execute("insert into surge_meta (key, value) values ($1, $2)", DEMO_MARKER, {"done": True})
     return True
+
+
+# (email, password, role, name): UI_CONTRACT.md's demo accounts
+DEMO_ACCOUNTS = [
+    ("customer@example.com", "password123", "customer", "Demo Customer"),
+    ("admin@example.com", "admin12345", "admin", "Demo Admin"),
+]
+
+
+async def seed_demo_accounts(pool: asyncpg.Pool) -> int:
+    """The demo accounts, once (an existing account is left as it is); returns how many were created."""
+    from storage.passwords import PasswordHasher
+
+    hasher = None
+    created = 0
+    for email, password, role, name in DEMO_ACCOUNTS:
+        if await pool.fetchval("select 1 from users where lower(email) = lower($1)", email):
+            continue
+        hasher = hasher or PasswordHasher()
+        created += await pool.fetchval(
+            "with ins as (insert into users (email, password_hash, role, name) values ($1, $2, $3, $4) "
+            "on conflict ((lower(email))) do nothing returning 1) select count(*) from ins",
+            email, await hasher.hash(password), role, name)
+    return created
 
 
 # Leaves under the demo categories (a three-level tree): slug, name, parent, nouns, tags, materials

@@ -11,13 +11,18 @@ import shutil
 import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+PER_ADDRESS_LIMITS = ("signin_address", "register", "reset_address", "search")
+DEMO_ADMIN = ("admin@example.com", "admin12345")
+DEMO_CUSTOMER = ("customer@example.com", "password123")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -77,7 +82,9 @@ def stack():
                           hub_port=free_port(), ray_address=None, stripe_api_base=None, log_level="INFO")
     serve = ServeSettings(http_port=free_port(), admin_token=ADMIN_TOKEN, haproxy_stats_port=free_port(),
                           haproxy_metrics_port=free_port(), fallback_proxy_port=free_port(), fallback_grpc_port=free_port(),
-                          ingress=os.environ.get("SURGE_TEST_INGRESS", ServeSettings().ingress))
+                          ingress=os.environ.get("SURGE_TEST_INGRESS", ServeSettings().ingress),
+                          # every test client is 127.0.0.1: per-address limits would make tests depend on each other
+                          rate_limits={name: "100000/minute" for name in PER_ADDRESS_LIMITS})
     s = LocalStack(surge, StorageSettings(database_url=None, redis_url=None), serve,
                    ActorSettings(inventory_shards=2), say=lambda m: None)
     s.start(ready_timeout_s=120)
@@ -111,3 +118,50 @@ async def db(stack):
     pool = await create_pool(stack.urls.database, max_size=4)
     yield pool
     await pool.close()
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str
+    password: str
+    user_id: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def sign_in(base_url: str, email: str, password: str) -> dict:
+    """The OAuth2 password flow: {"access_token", "refresh_token", ...}."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        r = await client.post("/auth/token", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def make_customer(stack):
+    """`await make_customer()` registers a fresh customer through the API (a unique email; the stack
+    is shared by the whole session) and signs in: a `Customer` with email, password, user_id,
+    tokens and `.headers` (Authorization: Bearer)."""
+
+    async def make(name: str = "Test Customer", password: str | None = None) -> Customer:
+        email = f"c-{uuid.uuid4().hex[:12]}@example.test"
+        password = password or f"pw-{uuid.uuid4().hex[:12]}"
+        async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as client:
+            r = await client.post("/auth/register", json={"email": email, "password": password, "name": name})
+            assert r.status_code == 201, r.text
+            user_id = r.json()["id"]
+        tokens = await sign_in(stack.urls.api, email, password)
+        return Customer(email, password, user_id, tokens["access_token"], tokens["refresh_token"])
+
+    return make
+
+
+@pytest.fixture
+async def admin_user_headers(stack) -> dict[str, str]:
+    """The demo admin (admin@example.com), signed in: Authorization: Bearer <access JWT>."""
+    tokens = await sign_in(stack.urls.api, *DEMO_ADMIN)
+    return {"Authorization": f"Bearer {tokens['access_token']}"}

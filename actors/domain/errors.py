@@ -30,6 +30,14 @@ class ErrorCode(StrEnum):
     RESERVATION_CONFLICT = "reservation_conflict"
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_TRANSITION = "invalid_transition"
+    # accounts
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_TOKEN = "invalid_token"
+    EMAIL_TAKEN = "email_taken"
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    RATE_LIMITED = "rate_limited"
     # catalog
     SLUG_TAKEN = "slug_taken"
     SKU_TAKEN = "sku_taken"
@@ -50,6 +58,14 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.RESERVATION_CONFLICT: 409,
     ErrorCode.INVALID_QUANTITY: 422,
     ErrorCode.INVALID_TRANSITION: 409,
+    # accounts
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.INVALID_CREDENTIALS: 401,
+    ErrorCode.INVALID_TOKEN: 401,
+    ErrorCode.EMAIL_TAKEN: 409,
+    ErrorCode.ACCOUNT_DEACTIVATED: 403,
+    ErrorCode.RATE_LIMITED: 429,
     # catalog
     ErrorCode.SLUG_TAKEN: 409,
     ErrorCode.SKU_TAKEN: 409,
@@ -155,6 +171,44 @@ class InvalidQuantity(SurgeError):
 class InvalidTransition(SurgeError):
     code = ErrorCode.INVALID_TRANSITION
     default_detail = "This change is not allowed in the current state."
+
+
+# accounts
+
+
+class Unauthenticated(SurgeError):
+    code = ErrorCode.UNAUTHENTICATED
+    default_detail = "Sign in to continue."
+
+
+class Forbidden(SurgeError):
+    code = ErrorCode.FORBIDDEN
+    default_detail = "You are not allowed to do this."
+
+
+class InvalidCredentials(SurgeError):
+    code = ErrorCode.INVALID_CREDENTIALS
+    default_detail = "Incorrect email or password."
+
+
+class InvalidToken(SurgeError):
+    code = ErrorCode.INVALID_TOKEN
+    default_detail = "The token is invalid or expired."
+
+
+class EmailTaken(SurgeError):
+    code = ErrorCode.EMAIL_TAKEN
+    default_detail = "An account with this email already exists."
+
+
+class AccountDeactivated(SurgeError):
+    code = ErrorCode.ACCOUNT_DEACTIVATED
+    default_detail = "This account is deactivated."
+
+
+class RateLimited(SurgeError):
+    code = ErrorCode.RATE_LIMITED
+    default_detail = "Too many attempts; retry later."
 
 
 # catalog

@@ -1,0 +1,107 @@
+"""Rate limits in Valkey/Redis (the `limits` library, moving windows), shared by every replica.
+
+`RateLimit("search")` is a FastAPI dependency any route can declare; sign-in uses `RateLimiter`
+directly to count failures per account. If Valkey is unreachable the limiter fails open (logged):
+the store keeps selling, it only loses brute-force protection until Valkey is back.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from actors.domain.errors import RateLimited
+
+log = logging.getLogger("surge.ratelimit")
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str | None, limits: dict[str, str], timeout_s: float = 0.5):
+        self.items: dict[str, RateLimitItem] = {name: parse(spec) for name, spec in limits.items()}
+        self._strategy = None
+        if redis_url:
+            storage = RedisStorage(f"async+{redis_url}", implementation="redispy", wrap_exceptions=True,
+                                   key_prefix="surge:rl", socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+            self._strategy = MovingWindowRateLimiter(storage)
+        self.failed_open = 0  # checks allowed because the store was unreachable
+
+    def item(self, name: str, default: str | None = None) -> RateLimitItem:
+        if name not in self.items:
+            if default is None:
+                raise KeyError(f"no rate limit named {name!r} in settings")
+            self.items[name] = parse(default)
+        return self.items[name]
+
+    async def hit(self, name: str, key: str, default: str | None = None) -> None:
+        """Count one request against `name` for `key`; raises RateLimited (429 + Retry-After) past the limit."""
+        item = self.item(name, default)
+        if self._strategy is None:
+            return
+        try:
+            if await self._strategy.hit(item, name, key):
+                return
+            retry_after = await self._retry_after(item, name, key)
+        except Exception as exc:  # fail open: availability over brute-force protection while Valkey is down
+            self._fail_open(name, exc)
+            return
+        raise RateLimited(retry_after=retry_after, limit=name)
+
+    async def check(self, name: str, key: str, default: str | None = None) -> None:
+        """Refuse if `key` is already over the limit, without counting this request (for counting
+        failures only, with `hit` after a failure)."""
+        item = self.item(name, default)
+        if self._strategy is None:
+            return
+        try:
+            if await self._strategy.test(item, name, key):
+                return
+            retry_after = await self._retry_after(item, name, key)
+        except Exception as exc:
+            self._fail_open(name, exc)
+            return
+        raise RateLimited(retry_after=retry_after, limit=name)
+
+    async def clear(self, name: str, key: str) -> None:
+        if self._strategy is None:
+            return
+        try:
+            await self._strategy.clear(self.item(name), name, key)
+        except Exception as exc:
+            self._fail_open(name, exc)
+
+    async def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
+        stats = await self._strategy.get_window_stats(item, *identifiers)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _fail_open(self, name: str, exc: Exception) -> None:
+        self.failed_open += 1
+        log.warning("rate limit store unavailable; allowing the request", extra={"limit": name, "error": repr(exc)})
+
+
+def client_address(request: Request) -> str:
+    """The peer address. (Behind a proxy that rewrites it, trust its header here, not the client's.)"""
+    return request.client.host if request.client else "unknown"
+
+
+def account_key(email: str) -> str:
+    """Keys in Valkey carry a digest of the email, not the email itself."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+class RateLimit:
+    """A dependency: `Depends(RateLimit("search"))` limits a route per client address, with the
+    limit named in settings (`SURGE_RATE_LIMITS`), else `default`."""
+
+    def __init__(self, name: str, default: str | None = None):
+        self.name = name
+        self.default = default
+
+    async def __call__(self, request: Request) -> None:
+        limiter: RateLimiter = request.app.state.ctx.rate_limiter
+        await limiter.hit(self.name, client_address(request), self.default)
