@@ -67,13 +67,37 @@ def _decode(fields: dict) -> dict:
             for k, v in fields.items()}
 
 
+class CatalogEventHandler:
+    """What one batch of stream entries does: re-index the products it names, then bump the
+    version keys of their pages and of the listings (index first, so whoever sees the new version
+    finds the new document)."""
+
+    def __init__(self, pool, cache: CatalogCache, backend):
+        self.pool, self.cache, self.backend = pool, cache, backend
+
+    async def handle(self, entries: list[tuple[str, dict]]) -> list[str]:
+        """`entries`: (stream name, decoded fields). Returns the version keys bumped."""
+        slugs, skus, ids = invalidations([(name.rsplit(":", 1)[-1], fields) for name, fields in entries])
+        if skus:
+            async with self.pool.acquire() as conn:
+                for pid, slug in await catalog_store.products_for_skus(conn, skus):
+                    slugs.add(slug)
+                    ids.add(pid)
+        keys = [product_version_key(s) for s in sorted(slugs)]
+        if keys or skus or any(name.endswith(":catalog") for name, _ in entries):
+            keys.append(LISTINGS_VERSION)
+        if ids:
+            await self.backend.index_products(sorted(ids))
+        await self.cache.bump(keys)
+        return keys
+
+
 class CatalogEventConsumer:
     async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
         configure_logging(config.log_level, component="catalog-events")
         self.config = config
         self.consumer = f"catalog-{index}"
         self.handled = 0
-        self.bumps = 0
         self.connected = False
         self._task = asyncio.create_task(self._run())
 
@@ -86,6 +110,7 @@ class CatalogEventConsumer:
                 redis = create_redis(self.config.redis_url)
                 cache = CatalogCache(redis)
                 backend = create_backend(pool, self.config.elasticsearch_url)
+                handler = CatalogEventHandler(pool, cache, backend)
                 for topic in STREAMS:
                     try:
                         await redis.xgroup_create(stream_name(topic), GROUP, id="0", mkstream=True)
@@ -104,7 +129,8 @@ class CatalogEventConsumer:
                         pending = False
                         continue
                     if entries:
-                        await self._handle(pool, cache, backend, entries)
+                        await handler.handle([(name, fields) for name, _, fields in entries])
+                        self.handled += len(entries)
                         for name in {e[0] for e in entries}:
                             await redis.xack(name, GROUP, *[e[1] for e in entries if e[0] == name])
             except asyncio.CancelledError:
@@ -122,21 +148,5 @@ class CatalogEventConsumer:
                         except Exception:  # closing a broken connection: nothing to do
                             pass
 
-    async def _handle(self, pool, cache: CatalogCache, backend, entries) -> None:
-        slugs, skus, ids = invalidations([(name.rsplit(":", 1)[-1], fields) for name, _, fields in entries])
-        if skus:
-            async with pool.acquire() as conn:
-                for pid, slug in await catalog_store.products_for_skus(conn, skus):
-                    slugs.add(slug)
-                    ids.add(pid)
-        keys = [product_version_key(s) for s in slugs]
-        if keys or any(name.endswith(":catalog") for name, _, _ in entries) or skus:
-            keys.append(LISTINGS_VERSION)
-        if ids:
-            await backend.index_products(sorted(ids))
-        await cache.bump(keys)
-        self.bumps += len(keys)
-        self.handled += len(entries)
-
     async def ping(self) -> dict:
-        return {"ready": self.connected, "pid": os.getpid(), "handled": self.handled, "bumps": self.bumps}
+        return {"ready": self.connected, "pid": os.getpid(), "handled": self.handled}
