@@ -18,7 +18,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import account, admin_catalog, admin_users, auth, catalog, health, inventory
+from serve_app.routes import account, admin_catalog, admin_users, auth, catalog, health, inventory, reviews
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
 from storage.settings import AuthSettings
@@ -39,6 +39,7 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     app.include_router(admin_users.router)
     app.include_router(catalog.router)
     app.include_router(admin_catalog.router)
+    app.include_router(reviews.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)

@@ -285,3 +285,7 @@ async def search_documents(conn, product_ids: Sequence[int]) -> list[dict[str, A
                   (select max(compare_at_minor) from variants v where v.product_id = p.id) as compare_at_minor
            from products p where p.id = any($1::int8[])""", list(product_ids))
     return [dict(r) for r in rows]
+
+
+async def active_product_id(conn, slug: str) -> int | None:
+    return await conn.fetchval("select id from products where slug = $1 and status = 'active'", slug)

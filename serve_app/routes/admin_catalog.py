@@ -2,7 +2,9 @@
 outbox event (topic `catalog`), which invalidates caches and feeds the search index."""
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from actors.domain.errors import NotFound, ProductNotFound, SkuTaken, SlugTaken, UnknownCategory
 from serve_app.catalog_schemas import CategoryIn, ProductCreate, ProductUpdate
@@ -11,6 +13,7 @@ from storage import catalog_store
 from storage.catalog_store import CatalogConflict, ProductMissing
 
 router = APIRouter(prefix="/admin", tags=["admin catalog"])
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _conflict(exc: CatalogConflict):
@@ -41,12 +44,12 @@ async def create_product(ctx: Ctx, _: Admin, body: ProductCreate) -> dict:
 
 
 @router.get("/products/{product_id}")
-async def get_product(ctx: Ctx, _: Admin, product_id: int) -> dict:
+async def get_product(ctx: Ctx, _: Admin, product_id: Id) -> dict:
     return await _product(ctx, product_id)
 
 
 @router.patch("/products/{product_id}")
-async def update_product(ctx: Ctx, _: Admin, product_id: int, body: ProductUpdate) -> dict:
+async def update_product(ctx: Ctx, _: Admin, product_id: Id, body: ProductUpdate) -> dict:
     """Changes the fields given; `variants`, when given, replaces the variant list."""
     changes = body.model_dump(mode="json", exclude_unset=True, exclude={"variants"})
     variants = [v.model_dump(mode="json") for v in body.variants] if body.variants is not None else None
@@ -60,7 +63,7 @@ async def update_product(ctx: Ctx, _: Admin, product_id: int, body: ProductUpdat
 
 
 @router.delete("/products/{product_id}")
-async def archive_product(ctx: Ctx, _: Admin, product_id: int) -> dict:
+async def archive_product(ctx: Ctx, _: Admin, product_id: Id) -> dict:
     """Archives (never deletes: orders and reviews keep pointing at it)."""
     try:
         await catalog_store.update_product(ctx.pool, product_id, {"status": "archived"})
@@ -80,7 +83,7 @@ async def create_category(ctx: Ctx, _: Admin, body: CategoryIn) -> dict:
 
 
 @router.put("/categories/{category_id}")
-async def update_category(ctx: Ctx, _: Admin, category_id: int, body: CategoryIn) -> dict:
+async def update_category(ctx: Ctx, _: Admin, category_id: Id, body: CategoryIn) -> dict:
     try:
         await catalog_store.upsert_category(ctx.pool, body.slug, body.name, body.parent, body.description,
                                             body.position, category_id=category_id)

@@ -199,7 +199,7 @@ async def test_reads_answer_from_the_database_when_the_cache_is_down(stack, api,
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     config = ApiConfig(owners=OwnerConfig(database_url=stack.urls.database, redis_url=f"redis://127.0.0.1:{dead}",
-                                          settings=stack.actors), serve=ServeSettings())
+                                          settings=stack.actors), serve=ServeSettings(), auth=stack.auth_settings())
     ctx = await AppContext.create(config)
     try:
         app = create_fastapi_app(ctx)

@@ -88,3 +88,53 @@ async def test_bought_together_and_trending_from_paid_orders(api, admin_headers,
     assert top.index(tea["id"]) < top.index(kettle["id"]) and spoon["id"] not in top
     page = (await api.get(f"/products/{kettle['slug']}")).json()
     assert [c["slug"] for c in page["recommendations"]["bought_together"]] == [mug["slug"], tea["slug"]]
+
+
+# --- the HTTP routes, with real customers (accounts' make_customer) ---------------------------------
+
+async def test_customers_write_their_own_review_and_admins_moderate_it(api, admin_headers, db, make_customer):
+    p = await make_product(api, admin_headers)
+    alice, bob = await make_customer("Alice"), await make_customer("Bob")
+    await insert_order(db, uuid.UUID(alice.user_id), [(p["variants"][0]["sku"], p["id"], 1)], status="paid")
+    url = f"/products/{p['slug']}/reviews/mine"
+
+    assert (await api.put(url, json={"rating": 5})).status_code == 401  # anonymous
+    r = await api.put(url, json={"rating": 4, "title": "Nice", "author_name": "Alice"}, headers=alice.headers)
+    assert r.status_code == 200 and r.json()["verified"] is True and r.json()["status"] == "pending"
+    mine = r.json()
+    again = await api.put(url, json={"rating": 5, "title": "Great"}, headers=alice.headers)
+    assert again.json()["id"] == mine["id"] and again.json()["rating"] == 5  # one review per customer per product
+    r = await api.put(url, json={"rating": 2, "title": "Meh"}, headers=bob.headers)
+    assert r.json()["verified"] is False and r.json()["id"] != mine["id"]
+
+    assert (await api.get(f"/products/{p['slug']}/reviews")).json()["items"] == []  # nothing approved yet
+    pending = (await api.get("/admin/reviews", params={"status": "pending", "per_page": 100}, headers=admin_headers)).json()
+    assert mine["id"] in [x["id"] for x in pending]
+    assert (await api.post(f"/admin/reviews/{mine['id']}/moderation", json={"status": "approved"},
+                           headers=alice.headers)).status_code == 403  # customers do not moderate
+    r = await api.post(f"/admin/reviews/{mine['id']}/moderation", json={"status": "approved"}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    public = (await api.get(f"/products/{p['slug']}/reviews")).json()
+    assert [x["id"] for x in public["items"]] == [mine["id"]] and public["rating"] == {"average": 5.0, "count": 1}
+    assert "customer_id" not in public["items"][0]
+
+    # bob cannot touch alice's review: he only ever addresses his own
+    assert (await api.delete(url, headers=bob.headers)).status_code == 204
+    assert (await api.delete(url, headers=bob.headers)).status_code == 404
+    assert (await api.get(url, headers=alice.headers)).json()["id"] == mine["id"]
+    assert (await api.delete(url, headers=alice.headers)).status_code == 204
+    assert (await api.get(f"/products/{p['slug']}/reviews")).json()["rating"] == {"average": 0.0, "count": 0}
+
+
+async def test_review_bodies_are_validated(api, admin_headers, make_customer):
+    p = await make_product(api, admin_headers)
+    c = await make_customer()
+    url = f"/products/{p['slug']}/reviews/mine"
+    for body in ({"rating": 6}, {"rating": 0}, {"rating": 3, "verified": True}, {"rating": 3, "status": "approved"}):
+        r = await api.put(url, json=body, headers=c.headers)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), body
+    draft = await make_product(api, admin_headers, status="draft")
+    assert (await api.put(f"/products/{draft['slug']}/reviews/mine", json={"rating": 3},
+                          headers=c.headers)).status_code == 404
+    assert (await api.post("/admin/reviews/1/moderation", json={"status": "deleted"},
+                           headers=admin_headers)).status_code == 422
