@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime clean
+.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-owner: install
 
 bench-realtime: install
 	$(PY) -m loadtests.bench_realtime
+
+# search over 100,000 seeded products through the API: p50/p95/p99 cold (cache missed) and warm
+bench-search: install
+	$(PY) -m loadtests.bench_search --products 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -35,8 +35,11 @@ class CatalogReads:
                 return None
             together = await recommendations_store.bought_together(conn, product["id"])
             together_cards = await catalog_store.product_cards(conn, together)
+        cid = product.pop("category_id")
         tree = await self.categories.get()
-        product["category"] = tree.breadcrumb(product.pop("category_id"))
+        if cid is not None and cid not in tree.names:  # a category newer than this replica's copy
+            tree = await self.categories.get(refresh=True)
+        product["category"] = tree.breadcrumb(cid)
         product["rating"] = {"average": product.pop("rating_avg"), "count": product.pop("rating_count")}
         trending = [c for c in await self.trending() if c["id"] != product["id"]]
         product["recommendations"] = {"bought_together": together_cards, "trending": trending}

@@ -125,7 +125,7 @@ _SENTENCES = [
     "A {q1} {noun} made from {material} for {use}.",
     "Designed by {brand} to stay {q2} through years of {use}.",
     "Pairs well with our other {tag} essentials.",
-    "The {q1} build keeps it {q2} while running errands or travelling.",
+    "The {q1} build keeps it {q2} at home or while travelling.",
     "Easy to clean, easy to store, and built to last.",
     "Customers choose it for {use} because it is {q2} and {q1}.",
 ]

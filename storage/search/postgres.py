@@ -16,6 +16,7 @@ from storage import catalog_store
 from storage.search.base import (PRICE_EDGES, SearchHit, SearchQuery, SearchResult, attribute_facet, price_facet,
                                  rating_facet, roll_up_categories)
 
+WORK_MEM = "32MB"
 _ORDER = {
     "relevance": "rank desc, id",
     "price_asc": "price_min_minor, id",
@@ -26,7 +27,12 @@ _ORDER = {
 
 
 def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
-    """The one statement a search runs, and its arguments (pure: unit-tested)."""
+    """The one statement a search runs, and its arguments (pure: unit-tested).
+
+    Cost model (EXPLAIN ANALYZE on 100,000 products): the matches are materialised narrow (no text
+    columns); every facet and the total come from one pass over them (GROUPING SETS); only the page's
+    rows are joined back for names and prices. Relevance is computed only when sorting by it, and
+    the trigram similarity only for rows the full-text query missed (typos)."""
     args: list[Any] = []
 
     def arg(value: Any, cast: str = "") -> str:
@@ -40,7 +46,10 @@ def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
         qp = arg(q)
         tsq = f"websearch_to_tsquery('english', {qp})"
         conds.append(f"(p.search_doc @@ {tsq} or {qp} <% p.name)")
-        rank = f"(ts_rank_cd(p.search_doc, {tsq}) + word_similarity({qp}, p.name))::float4"
+        if query.effective_sort == "relevance":
+            # full-text matches first (name A > tags B > description C), then typo matches by similarity
+            rank = (f"(case when p.search_doc @@ {tsq} then 1 + ts_rank_cd(p.search_doc, {tsq}) "
+                    f"else word_similarity({qp}, p.name) end)::float4")
     if query.category_ids is not None:
         conds.append(f"p.category_id = any({arg(list(query.category_ids), '::int8[]')})")
     if query.price_min is not None:
@@ -58,32 +67,54 @@ def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
     limit, offset = arg(query.per_page, "::int8"), arg(query.offset, "::int8")
     sql = f"""
 with m as materialized (
-    select p.id, p.slug, p.name, p.price_min_minor, p.price_max_minor, p.currency, p.image_urls[1] as image_url,
-           p.in_stock, p.rating_avg, p.rating_count, p.category_id, p.created_at, p.attributes, {rank} as rank
+    select p.id, p.category_id, p.price_min_minor, p.rating_avg, p.rating_count, p.in_stock, p.created_at,
+           p.attributes, {rank} as rank
     from products p
     where {' and '.join(conds)}
 ),
+f as (
+    select grouping(category_id, b, fl, in_stock, attributes) as g, category_id, b, fl, in_stock, attributes,
+           count(*) as n
+    from (select category_id, width_bucket(price_min_minor, {edges}) as b,
+                 case when rating_count > 0 then floor(rating_avg)::int end as fl, in_stock, attributes from m) x
+    group by grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ())
+),
 page as (
-    select m.*, row_number() over (order by {order}) as ord from m order by {order} limit {limit} offset {offset}
+    select id, row_number() over (order by {order}) as ord from m order by {order} limit {limit} offset {offset}
 )
 select
-    (select count(*) from m) as total,
-    (select coalesce(json_agg(json_build_array(id, slug, name, price_min_minor, price_max_minor,
-            (select max(v.compare_at_minor) from variants v where v.product_id = page.id),
-            currency, image_url, in_stock, rating_avg, rating_count, category_id) order by ord), '[]')
-     from page) as hits,
-    (select coalesce(json_agg(json_build_array(category_id, n)), '[]')
-     from (select category_id, count(*) n from m where category_id is not null group by 1) c) as categories,
-    (select coalesce(json_agg(json_build_array(b, n)), '[]')
-     from (select width_bucket(price_min_minor, {edges}) b, count(*) n from m group by 1) x) as prices,
-    (select coalesce(json_agg(json_build_array(f, n)), '[]')
-     from (select floor(rating_avg)::int f, count(*) n from m where rating_count > 0 group by 1) r) as ratings,
-    (select coalesce(json_agg(json_build_array(in_stock, n)), '[]')
-     from (select in_stock, count(*) n from m group by 1) s) as stock,
+    (select coalesce(json_agg(json_build_array(p.id, p.slug, p.name, p.price_min_minor, p.price_max_minor,
+            (select max(v.compare_at_minor) from variants v where v.product_id = p.id),
+            p.currency, p.image_urls[1], p.in_stock, p.rating_avg, p.rating_count, p.category_id) order by page.ord), '[]')
+     from page join products p on p.id = page.id) as hits,
+    (select coalesce(json_agg(json_build_array(g, category_id, b, fl, in_stock, n)), '[]')
+     from f where g <> 30) as facets,
     (select coalesce(json_agg(json_build_array(k, v, n)), '[]')
-     from (select e.key k, e.value v, count(*) n from m, jsonb_each_text(m.attributes) e group by 1, 2) a) as attrs
+     from (select e.key as k, e.value as v, sum(f.n)::int8 as n
+           from f, jsonb_each_text(f.attributes) e where f.g = 30 group by 1, 2) a) as attrs
 """
     return sql, args
+
+
+# grouping() bits, high to low: category_id, b, fl, in_stock, attributes (1 = not grouped by it)
+_G_CATEGORY, _G_PRICE, _G_RATING, _G_STOCK, _G_TOTAL = 0b01111, 0b10111, 0b11011, 0b11101, 0b11111
+
+
+def split_facet_rows(rows: list[list[Any]]) -> tuple[int, dict[int, int], dict[int, int], dict[int, int], dict[bool, int]]:
+    """GROUPING SETS rows -> (total, per category, per price bucket, per rating floor, per in-stock) (pure)."""
+    total, cats, prices, ratings, stock = 0, {}, {}, {}, {}
+    for g, cid, bucket, floor_, in_stock, n in rows:
+        if g == _G_TOTAL:
+            total = n
+        elif g == _G_CATEGORY and cid is not None:
+            cats[cid] = n
+        elif g == _G_PRICE and bucket is not None:
+            prices[bucket] = n
+        elif g == _G_RATING and floor_ is not None:
+            ratings[floor_] = n
+        elif g == _G_STOCK and in_stock is not None:
+            stock[bool(in_stock)] = n
+    return total, cats, prices, ratings, stock
 
 
 def build_suggest_sql(prefix: str, limit: int) -> tuple[str, list[Any]]:
@@ -114,24 +145,26 @@ class PostgresBackend:
 
     async def search(self, query: SearchQuery) -> SearchResult:
         sql, args = build_search_sql(query)
-        row = await self.pool.fetchrow(sql, *args)
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            # the materialised matches of a broad query stay in memory instead of spilling to disk
+            await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            row = await conn.fetchrow(sql, *args)
+        total, direct, prices, ratings, stock = split_facet_rows(json.loads(row["facets"]))
         tree = await self.categories.get()
-        direct = {cid: n for cid, n in json.loads(row["categories"])}
         if any(cid not in tree.names for cid in direct):
             tree = await self.categories.get(refresh=True)
         hits = [SearchHit(id=h[0], slug=h[1], name=h[2], price_min_minor=h[3], price_max_minor=h[4],
                           compare_at_minor=h[5], currency=h[6], image_url=h[7], in_stock=h[8],
                           rating_avg=float(h[9]), rating_count=h[10], category_id=h[11])
                  for h in json.loads(row["hits"])]
-        stock = {bool(k): n for k, n in json.loads(row["stock"])}
         facets = {
             "category": roll_up_categories(direct, tree.parents, tree.names),
-            "price": price_facet({b: n for b, n in json.loads(row["prices"])}),
-            "rating": rating_facet({f: n for f, n in json.loads(row["ratings"])}),
+            "price": price_facet(prices),
+            "rating": rating_facet(ratings),
             "in_stock": [{"value": v, "count": stock[v]} for v in (True, False) if stock.get(v)],
             "attributes": attribute_facet(json.loads(row["attrs"])),
         }
-        return SearchResult(total=row["total"], page=query.page, per_page=query.per_page, hits=hits, facets=facets)
+        return SearchResult(total=total, page=query.page, per_page=query.per_page, hits=hits, facets=facets)
 
     async def suggest(self, prefix: str, limit: int = 8) -> list[dict[str, Any]]:
         if len(prefix.strip()) < 2:

@@ -126,3 +126,18 @@ def test_search_document_carries_attributes_as_pairs():
                        "compare_at_minor": None, "currency": "USD", "image_url": None, "in_stock": True,
                        "rating_avg": 4.5, "rating_count": 2, "created_at": 10.5})
     assert doc["attr_pairs"] == ["color=red"] and doc["created_at"] == 10500
+
+
+def test_grouping_sets_rows_split_into_facets():
+    from storage.search.postgres import split_facet_rows
+
+    # grouping() bits for (category_id, b, fl, in_stock, attributes): 1 = that column not grouped
+    rows = [[31, None, None, None, None, 9], [15, 4, None, None, None, 6], [15, 5, None, None, None, 3],
+            [23, None, 2, None, None, 9], [27, None, None, 4, None, 2], [27, None, None, None, None, 7],
+            [29, None, None, None, True, 5], [29, None, None, None, False, 4]]
+    total, cats, prices, ratings, stock = split_facet_rows(rows)
+    assert total == 9 and cats == {4: 6, 5: 3} and prices == {2: 9} and ratings == {4: 2}
+    assert stock == {True: 5, False: 4}
+    sql, _ = build_search_sql(SearchQuery(q="lamp", sort="price_asc"))
+    assert "ts_rank_cd" not in sql  # relevance is computed only when it orders the results
+    assert "grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ())" in sql
