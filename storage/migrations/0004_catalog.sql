@@ -43,7 +43,9 @@ update products set name = name;  -- fill search_doc for rows that exist
 create index products_search_idx on products using gin (search_doc);
 create index products_name_trgm_idx on products using gin (name gin_trgm_ops);
 create index products_attributes_idx on products using gin (attributes jsonb_path_ops);
-create index products_active_category_idx on products (category_id) where status = 'active';
+-- listings read what they filter, facet and sort on from this index alone (index-only scans)
+create index products_active_category_idx on products (category_id)
+    include (id, price_min_minor, rating_avg, rating_count, in_stock, created_at, attributes) where status = 'active';
 create index products_active_price_idx on products (price_min_minor, id) where status = 'active';
 create index products_active_newest_idx on products (created_at desc, id) where status = 'active';
 create index products_active_rating_idx on products (rating_avg desc, id) where status = 'active';

@@ -17,13 +17,17 @@ from storage.search.base import (PRICE_EDGES, SearchHit, SearchQuery, SearchResu
                                  rating_facet, roll_up_categories)
 
 WORK_MEM = "32MB"
-_ORDER = {
-    "relevance": "rank desc, id",
-    "price_asc": "price_min_minor, id",
-    "price_desc": "price_min_minor desc, id",
-    "newest": "created_at desc, id desc",
-    "rating": "rating_avg desc, rating_count desc, id",
+_ORDER = {  # every sort ends with the id: pages never overlap or skip
+    "relevance": [("rank", "desc"), ("id", "asc")],
+    "price_asc": [("price_min_minor", "asc"), ("id", "asc")],
+    "price_desc": [("price_min_minor", "desc"), ("id", "asc")],
+    "newest": [("created_at", "desc"), ("id", "desc")],
+    "rating": [("rating_avg", "desc"), ("rating_count", "desc"), ("id", "asc")],
 }
+
+
+def _order_by(sort: str, prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{col} {direction}" for col, direction in _ORDER[sort])
 
 
 def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
@@ -62,7 +66,8 @@ def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
         conds.append(f"p.in_stock = {arg(query.in_stock, '::bool')}")
     for k, v in query.attributes:  # one containment test per pair (jsonb_path_ops index)
         conds.append(f"p.attributes @> {arg(json.dumps({k: v}), '::text::jsonb')}")
-    order = _ORDER[query.effective_sort]
+    order = _order_by(query.effective_sort)
+    page_order = _order_by(query.effective_sort, "page.")
     edges = arg(list(PRICE_EDGES), "::int8[]")
     limit, offset = arg(query.per_page, "::int8"), arg(query.offset, "::int8")
     sql = f"""
@@ -79,13 +84,13 @@ f as (
                  case when rating_count > 0 then floor(rating_avg)::int end as fl, in_stock, attributes from m) x
     group by grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ())
 ),
-page as (
-    select id, row_number() over (order by {order}) as ord from m order by {order} limit {limit} offset {offset}
+page as (  -- ORDER BY + LIMIT straight on the matches: a top-N sort, not a sort of every match
+    select * from m order by {order} limit {limit} offset {offset}
 )
 select
     (select coalesce(json_agg(json_build_array(p.id, p.slug, p.name, p.price_min_minor, p.price_max_minor,
             (select max(v.compare_at_minor) from variants v where v.product_id = p.id),
-            p.currency, p.image_urls[1], p.in_stock, p.rating_avg, p.rating_count, p.category_id) order by page.ord), '[]')
+            p.currency, p.image_urls[1], p.in_stock, p.rating_avg, p.rating_count, p.category_id) order by {page_order}), '[]')
      from page join products p on p.id = page.id) as hits,
     (select coalesce(json_agg(json_build_array(g, category_id, b, fl, in_stock, n)), '[]')
      from f where g <> 30) as facets,
