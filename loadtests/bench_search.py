@@ -138,7 +138,10 @@ async def run_bench(url: str, run: dict[str, Any], args) -> tuple[list[dict], di
 
     from storage.catalog_cache import LISTINGS_VERSION
 
+    from storage.pool import _init_connection
+
     conn = await asyncpg.connect(run["database"])
+    await _init_connection(conn)
     products = await conn.fetchval("select count(*) from products where status = 'active'")
     redis = aioredis.Redis.from_url(run["redis"])
     queries = query_mix(args.queries, args.seed)
@@ -153,20 +156,29 @@ async def run_bench(url: str, run: dict[str, Any], args) -> tuple[list[dict], di
     warm = await measure(url, queries, args.warm, args.concurrency)
     explain = None
     if args.explain:
-        from storage.search.base import SearchQuery
-        from storage.search.postgres import build_search_sql
+        from storage.catalog_store import load_categories
+        from storage.search.base import SearchQuery, parse_attribute_filters, subtree_ids
+        from storage.search.postgres import WORK_MEM, build_search_sql
 
+        tree = await load_categories(conn)
         timed = []
         for params in queries[:60]:
-            q = SearchQuery(q=params.get("q", ""), sort=params["sort"], page=params["page"],
+            cat = params.get("category")
+            q = SearchQuery(q=params.get("q", ""), sort=params["sort"], page=params["page"], category=cat,
+                            category_ids=subtree_ids(tree.by_slug[cat], tree.parents) if cat else None,
                             price_min=params.get("price_min"), price_max=params.get("price_max"),
-                            in_stock=True if params.get("in_stock") else None)
+                            in_stock=True if params.get("in_stock") else None,
+                            attributes=parse_attribute_filters([params["attr"]]) if "attr" in params else ())
             sql, qargs = build_search_sql(q)
-            t0 = time.perf_counter()
-            await conn.fetch(sql, *qargs)
-            timed.append(((time.perf_counter() - t0) * 1000, sql, qargs, params))
+            async with conn.transaction():
+                await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+                t0 = time.perf_counter()
+                await conn.fetch(sql, *qargs)
+                timed.append(((time.perf_counter() - t0) * 1000, sql, qargs, params))
         ms, sql, qargs, params = max(timed, key=lambda t: t[0])
-        plan = await conn.fetch("explain (analyze, buffers) " + sql, *qargs)
+        async with conn.transaction():
+            await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            plan = await conn.fetch("explain (analyze, buffers) " + sql, *qargs)
         explain = {"params": params, "ms": round(ms, 2), "plan": [r[0] for r in plan]}
     await conn.close()
     await redis.aclose()

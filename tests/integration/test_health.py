@@ -12,7 +12,7 @@ async def test_readyz_reports_database_cache_and_every_owner(api, stack):
     body = r.json()
     assert body["checks"]["database"]["ok"] and body["checks"]["cache"]["ok"]
     owners = body["checks"]["owners"]
-    assert set(owners) == {f"inventory-{i}" for i in range(stack.actors.inventory_shards)} | {"relay-0"}
+    assert set(owners) == {f"inventory-{i}" for i in range(stack.actors.inventory_shards)} | {"relay-0", "catalog-0"}
     assert all(o["ok"] and o["ready"] for o in owners.values())
 
 
