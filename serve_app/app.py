@@ -31,6 +31,8 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
         description="Actor-based realtime commerce runtime. Errors are RFC 9457 problem+json.",
     )
     app.state.ctx = ctx
+    if metrics is not None and ctx.catalog is not None:
+        ctx.catalog.cache.observer = metrics.observe_catalog_cache
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)

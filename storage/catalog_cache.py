@@ -43,10 +43,12 @@ def cache_key(kind: str, parts: Sequence[Any], versions: Sequence[bytes | str | 
 
 
 class CatalogCache:
-    def __init__(self, redis, ttl_s: int = 300, retry_after_s: float = 5.0):
+    def __init__(self, redis, ttl_s: int = 300, retry_after_s: float = 5.0,
+                 observer: Callable[[str, str], None] | None = None):
         self.redis = redis
         self.ttl_s = ttl_s
         self.retry_after_s = retry_after_s
+        self.observer = observer  # (kind, "hit" | "miss" | "bypass"): the API counts them as a metric
         self._down_until = 0.0
 
     @property
@@ -61,6 +63,12 @@ class CatalogCache:
                            load: Callable[[], Awaitable[Any]], ttl_s: int | None = None) -> tuple[Any, str]:
         """The value and how it was found: 'hit', 'miss' (loaded and stored) or 'bypass' (cache down).
         `load()` returns a JSON-able value; None is returned as is and never cached."""
+        value, how = await self._read_through(kind, parts, version_keys, load, ttl_s)
+        if self.observer is not None:
+            self.observer(kind, how)
+        return value, how
+
+    async def _read_through(self, kind, parts, version_keys, load, ttl_s):
         if not self.available:
             return await load(), "bypass"
         try:
