@@ -214,3 +214,11 @@ async def test_reads_answer_from_the_database_when_the_cache_is_down(stack, api,
             assert (await client.get(f"/products/nope-{uuid.uuid4().hex[:8]}")).status_code == 404
     finally:
         await ctx.close()
+
+
+async def test_the_demo_product_is_public_in_stock_and_searchable(api):
+    page = (await api.get("/products/sample-product")).json()
+    assert page["variants"][0]["sku"] == "SAMPLE-1" and page["in_stock"] is True
+    assert page["price_min_minor"] == 1999 and [c["slug"] for c in page["category"]] == ["apparel", "tops"]
+    found = (await api.get("/search", params={"q": "sample product"})).json()
+    assert "sample-product" in [h["slug"] for h in found["hits"]]
