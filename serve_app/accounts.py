@@ -62,6 +62,8 @@ class Accounts:
         verified = await self.hasher.verify(cred["password_hash"] if cred else None, password)
         if not verified.ok:
             await self.limiter.hit("signin_account", acct)
+            # the account digest, never the email or password: enough to correlate an attack in logs
+            log.info("sign-in refused", extra={"account": acct, "address": address, "known": cred is not None})
             raise InvalidCredentials()
         if cred["status"] != "active":
             raise AccountDeactivated()
