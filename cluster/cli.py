@@ -38,6 +38,17 @@ def _settings():
         fail(f"bad setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
 
 
+def _auth_settings():
+    """AuthSettings from the environment; a placeholder or malformed secret ends the command in one line."""
+    from storage.settings import AuthSettings
+
+    try:
+        return AuthSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"bad setting SURGE_{'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
+
+
 @contextlib.contextmanager
 def database_url(surge: SurgeSettings, storage: StorageSettings) -> Iterator[str]:
     """DATABASE_URL, else the embedded server of this data dir (started for the command if it is not up)."""
@@ -66,7 +77,8 @@ def up() -> None:
 
     surge, storage, serve_s, actor_s = _settings()
     configure_logging("WARNING", component="cli")
-    stack = LocalStack(surge, storage, serve_s, actor_s, say=lambda m: console.print(f"[dim]{m}[/]"))
+    stack = LocalStack(surge, storage, serve_s, actor_s, say=lambda m: console.print(f"[dim]{m}[/]"),
+                       auth=_auth_settings())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -227,6 +239,41 @@ def audit(grace: Annotated[float, typer.Option(help="Seconds a hold may outlive 
     if breaches:
         fail(f"{len(breaches)} breaches in {skus} SKUs")
     console.print(f"audit clean: {skus} SKUs, every invariant holds")
+
+
+@app.command("pii-rotate")
+def pii_rotate(new_key: Annotated[bool, typer.Option(
+        help="Only add a new newest key to the data dir's pii_keys (SURGE_PII_KEYS unset).")] = False) -> None:
+    """Re-encrypt phone numbers and addresses under the newest PII key, after which older keys can be
+    removed. Rotation: `--new-key`, restart the API (every replica must know the key), then run this."""
+    from cluster.local import local_auth_settings
+    from storage.crypto import PiiCipher, generate_key, reencrypt_all
+    from storage.pool import create_pool
+
+    surge, storage, *_ = _settings()
+    data_dir = Path(surge.data_dir).resolve()
+    auth = _auth_settings()
+    if new_key:
+        if auth.pii_keys:
+            fail("SURGE_PII_KEYS is set: add the new key at its front yourself, then run without --new-key")
+        keys_file = data_dir / "pii_keys"
+        local_auth_settings(data_dir, auth)  # makes the file if there is none yet
+        keys_file.write_text(generate_key() + "\n" + keys_file.read_text())
+        # re-encrypting now would write values the running API cannot read yet
+        console.print("new PII key added; restart `surge up`, then run `surge pii-rotate` to re-encrypt")
+        return
+    cipher = PiiCipher.from_spec(local_auth_settings(data_dir, auth).pii_keys)
+
+    async def run(url: str) -> int:
+        pool = await create_pool(url, max_size=2)
+        try:
+            return await reencrypt_all(pool, cipher)
+        finally:
+            await pool.close()
+
+    with database_url(surge, storage) as url:
+        changed = asyncio.run(run(url))
+    console.print(f"{changed} rows re-encrypted under key {cipher.primary_kid}")
 
 
 def main() -> None:

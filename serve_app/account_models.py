@@ -10,11 +10,14 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from serve_app.schemas import Strict
 
+# No control characters in anything stored as text (PostgreSQL refuses NUL: a 500 otherwise)
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
 Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254,
-                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+                                         pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")]
 # bounded so a megabyte "password" cannot buy a megabyte of Argon2 work
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100, pattern=_TEXT)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50, pattern=_TEXT)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=25, pattern=r"^\+?[0-9 ().-]+$")]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 RoleName = Literal["customer", "vendor", "admin"]
@@ -65,6 +68,15 @@ class User(BaseModel):
     phone: str | None = None
     created_at: datetime
 
+    @classmethod
+    def from_row(cls, row, cipher) -> "User":
+        """From a `users` row; the phone is decrypted with `cipher` (storage/crypto.py)."""
+        from storage.crypto import context_for
+
+        return cls(id=row["id"], email=row["email"], name=row["name"], role=row["role"], status=row["status"],
+                   phone=cipher.decrypt(row["phone_enc"], context_for("users", "phone_enc", row["id"])),
+                   created_at=row["created_at"])
+
 
 class SessionResponse(BaseModel):
     """A page sign-in: the tokens are in HttpOnly cookies, not in the body."""
@@ -78,7 +90,7 @@ class ProfileUpdate(Strict):
 
 
 class AddressIn(Strict):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = ""
+    label: Label = ""
     name: Line
     line1: Line
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
@@ -90,7 +102,7 @@ class AddressIn(Strict):
 
 
 class AddressPatch(Strict):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    label: Label | None = None
     name: Line | None = None
     line1: Line | None = None
     line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None

@@ -11,7 +11,9 @@ import redis.asyncio as aioredis
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.inventory_client import InventoryClient
+from serve_app.accounts import Accounts
 from serve_app.overload import InFlightLimiter
+from serve_app.ratelimit import RateLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
 from storage.catalog_cache import CatalogCache
@@ -114,8 +116,5 @@ class FlashSkus:
 
 def accounts_parts(config: ApiConfig, pool: asyncpg.Pool) -> dict:
     """Accounts and rate limits (fails fast on missing or placeholder secrets)."""
-    from serve_app.accounts import Accounts
-    from serve_app.ratelimit import RateLimiter
-
     limiter = RateLimiter(config.owners.redis_url, config.serve.rate_limits)
     return {"rate_limiter": limiter, "accounts": Accounts(pool, config.auth, limiter)}

@@ -22,9 +22,14 @@ log = logging.getLogger("surge.ratelimit")
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None, limits: dict[str, str], timeout_s: float = 0.5):
+    """After a store failure, checks are skipped (allowed) for `retry_s` rather than each request
+    waiting out a timeout against a Valkey that is down; one warning per outage, not per request."""
+
+    def __init__(self, redis_url: str | None, limits: dict[str, str], timeout_s: float = 0.5, retry_s: float = 5.0):
         self.items: dict[str, RateLimitItem] = {name: parse(spec) for name, spec in limits.items()}
         self._strategy = None
+        self.retry_s = retry_s
+        self._down_until = 0.0
         if redis_url:
             storage = RedisStorage(f"async+{redis_url}", implementation="redispy", wrap_exceptions=True,
                                    key_prefix="surge:rl", socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
@@ -41,7 +46,7 @@ class RateLimiter:
     async def hit(self, name: str, key: str, default: str | None = None) -> None:
         """Count one request against `name` for `key`; raises RateLimited (429 + Retry-After) past the limit."""
         item = self.item(name, default)
-        if self._strategy is None:
+        if self._skip():
             return
         try:
             if await self._strategy.hit(item, name, key):
@@ -56,7 +61,7 @@ class RateLimiter:
         """Refuse if `key` is already over the limit, without counting this request (for counting
         failures only, with `hit` after a failure)."""
         item = self.item(name, default)
-        if self._strategy is None:
+        if self._skip():
             return
         try:
             if await self._strategy.test(item, name, key):
@@ -68,7 +73,7 @@ class RateLimiter:
         raise RateLimited(retry_after=retry_after, limit=name)
 
     async def clear(self, name: str, key: str) -> None:
-        if self._strategy is None:
+        if self._skip():
             return
         try:
             await self._strategy.clear(self.item(name), name, key)
@@ -79,14 +84,37 @@ class RateLimiter:
         stats = await self._strategy.get_window_stats(item, *identifiers)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    def _skip(self) -> bool:
+        if self._strategy is None:
+            return True
+        if self._down_until and time.monotonic() < self._down_until:
+            self.failed_open += 1
+            return True
+        return False
+
     def _fail_open(self, name: str, exc: Exception) -> None:
         self.failed_open += 1
-        log.warning("rate limit store unavailable; allowing the request", extra={"limit": name, "error": repr(exc)})
+        self._down_until = time.monotonic() + self.retry_s
+        log.warning("rate limit store unavailable; allowing requests unlimited for %.0fs", self.retry_s,
+                    extra={"limit": name, "error": repr(exc)})
 
 
 def client_address(request: Request) -> str:
-    """The peer address. (Behind a proxy that rewrites it, trust its header here, not the client's.)"""
-    return request.client.host if request.client else "unknown"
+    """The client's address: the socket peer, or behind `client_hops` trusted proxies that append to
+    X-Forwarded-For, the entry they appended (entries further left are whatever the client sent)."""
+    peer = request.client.host if request.client else "unknown"
+    ctx = getattr(request.app.state, "ctx", None)
+    hops = ctx.config.serve.client_hops if ctx is not None and hasattr(ctx, "config") else 0
+    return address_from(peer, request.headers.getlist("x-forwarded-for"), hops)
+
+
+def address_from(peer: str, forwarded_for: list[str], hops: int) -> str:
+    if hops <= 0:
+        return peer
+    chain = [a.strip() for header in forwarded_for for a in header.split(",") if a.strip()]
+    if len(chain) < hops:
+        return peer  # fewer hops than configured: not through the proxies (or misconfigured)
+    return chain[-hops][:64]
 
 
 def account_key(email: str) -> str:

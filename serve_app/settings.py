@@ -47,6 +47,15 @@ class ServeSettings(BaseSettings):
     # Session cookies: HttpOnly and SameSite=Lax always; Secure when served over HTTPS.
     cookie_secure: bool = False
     rate_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # Proxies in front of the replicas that append the client to X-Forwarded-For; the client address
+    # is the entry that many hops from the right. Unset: 1 behind Serve's HAProxy ingress (Surge's
+    # HAProxy wrapper adds `option forwardfor`), 0 otherwise (the socket peer). Add one per load
+    # balancer in front that appends too; never more than there are, or clients choose their address.
+    forwarded_hops: int | None = Field(default=None, ge=0, le=5)
+
+    @property
+    def client_hops(self) -> int:
+        return self.forwarded_hops if self.forwarded_hops is not None else (1 if self.ingress == "haproxy" else 0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -55,6 +55,15 @@ class AuthSettings(BaseSettings):
             raise ValueError("is a placeholder; set a real secret (or unset it to let `surge up` generate one)")
         return value
 
+    @field_validator("pii_keys")
+    @classmethod
+    def _well_formed_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            from storage.crypto import parse_keys
+
+            parse_keys(value)  # raises ValueError saying what is wrong
+        return value
+
     def require_secrets(self) -> None:
         """Fail fast where the secrets are needed (the API replicas, the CLI)."""
         missing = [name for name in ("jwt_secret", "pii_keys") if getattr(self, name) is None]

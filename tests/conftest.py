@@ -148,16 +148,21 @@ def make_customer(stack):
     tokens and `.headers` (Authorization: Bearer)."""
 
     async def make(name: str = "Test Customer", password: str | None = None) -> Customer:
-        email = f"c-{uuid.uuid4().hex[:12]}@example.test"
-        password = password or f"pw-{uuid.uuid4().hex[:12]}"
-        async with httpx.AsyncClient(base_url=stack.urls.api, timeout=30) as client:
-            r = await client.post("/auth/register", json={"email": email, "password": password, "name": name})
-            assert r.status_code == 201, r.text
-            user_id = r.json()["id"]
-        tokens = await sign_in(stack.urls.api, email, password)
-        return Customer(email, password, user_id, tokens["access_token"], tokens["refresh_token"])
+        return await register_customer(stack.urls.api, name, password)
 
     return make
+
+
+async def register_customer(base_url: str, name: str = "Test Customer", password: str | None = None) -> Customer:
+    """What `make_customer` does, for fixtures of a wider scope."""
+    email = f"c-{uuid.uuid4().hex[:12]}@example.test"
+    password = password or f"pw-{uuid.uuid4().hex[:12]}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        r = await client.post("/auth/register", json={"email": email, "password": password, "name": name})
+        assert r.status_code == 201, r.text
+        user_id = r.json()["id"]
+    tokens = await sign_in(base_url, email, password)
+    return Customer(email, password, user_id, tokens["access_token"], tokens["refresh_token"])
 
 
 @pytest.fixture

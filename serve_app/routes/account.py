@@ -12,13 +12,9 @@ from serve_app.deps import Ctx, CurrentUser
 from storage import address_store, user_store
 from storage.crypto import context_for
 
-router = APIRouter(prefix="/account", tags=["account"])
-
-
-def user_out(ctx, row) -> User:
-    phone = ctx.accounts.cipher.decrypt(row["phone_enc"], context_for("users", "phone_enc", row["id"]))
-    return User(id=row["id"], email=row["email"], name=row["name"], role=row["role"], status=row["status"],
-                phone=phone, created_at=row["created_at"])
+router = APIRouter(prefix="/account", tags=["account"], responses={
+    401: {"description": "Not signed in, or the token is invalid"},
+    403: {"description": "Account deactivated, or the service token (not a user)"}})
 
 
 @router.get("")
@@ -26,7 +22,7 @@ async def profile(ctx: Ctx, user: CurrentUser) -> User:
     row = await user_store.get(ctx.pool, user.user_id)
     if row is None:
         raise NotFound("No such user.")
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.patch("")
@@ -41,7 +37,7 @@ async def update_profile(ctx: Ctx, user: CurrentUser, body: ProfileUpdate) -> Us
     row = await user_store.update_profile(ctx.pool, user.user_id, changes)
     if row is None:
         raise NotFound("No such user.")
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.get("/addresses")

@@ -11,10 +11,10 @@ from actors.domain.errors import InvalidTransition, NotFound
 from serve_app.account_models import AuditEntry, RoleChange, User, UserPage
 from serve_app.deps import AdminUser, Ctx
 from serve_app.principal import Principal
-from serve_app.routes.account import user_out
 from storage import admin_audit, session_store, user_store
 
-router = APIRouter(prefix="/admin", tags=["admin users"])
+router = APIRouter(prefix="/admin", tags=["admin users"], responses={
+    401: {"description": "Not signed in, or the token is invalid"}, 403: {"description": "Not an admin"}})
 
 _NOT_FOUND = {404: {"description": "No such user"}}
 
@@ -34,7 +34,8 @@ async def _user_or_404(ctx, user_id: uuid.UUID):
 
 @router.get("/users")
 async def list_users(ctx: Ctx, admin: AdminUser,
-                     q: Annotated[str | None, Query(max_length=100, description="part of the email or name")] = None,
+                     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$",
+                                                   description="part of the email or name")] = None,
                      role: Literal["customer", "vendor", "admin"] | None = None,
                      status: Literal["active", "deactivated"] | None = None,
                      limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -42,14 +43,15 @@ async def list_users(ctx: Ctx, admin: AdminUser,
     """List and search accounts (newest first); `role=customer` for customers only."""
     rows, total = await user_store.search(ctx.pool, q, role, status, limit, offset)
     await _audit(ctx, admin, "users.search", "user", None, {"q": q, "role": role, "status": status, "offset": offset})
-    return UserPage(items=[user_out(ctx, r) for r in rows], total=total, limit=limit, offset=offset)
+    return UserPage(items=[User.from_row(r, ctx.accounts.cipher) for r in rows], total=total, limit=limit,
+                    offset=offset)
 
 
 @router.get("/users/{user_id}", responses=_NOT_FOUND)
 async def get_user(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> User:
     row = await _user_or_404(ctx, user_id)
     await _audit(ctx, admin, "user.view", "user", user_id)
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.get("/users/{user_id}/orders", responses=_NOT_FOUND)
@@ -81,10 +83,10 @@ async def _set_status(ctx, admin: Principal, user_id: uuid.UUID, new_status: str
         await _audit(ctx, admin, f"user.{'deactivate' if new_status == 'deactivated' else 'reactivate'}", "user",
                      user_id, {"sessions_revoked": revoked}, conn)
     ctx.accounts.states.forget(user_id)  # this replica refuses at once; others within the cache's 5 s
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
-@router.post("/users/{user_id}/deactivate", responses=_NOT_FOUND)
+@router.post("/users/{user_id}/deactivate", responses={**_NOT_FOUND, 409: {"description": "Yourself"}})
 async def deactivate(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> User:
     """Refuse the user from now on: sessions revoked, access tokens refused, sign-in refused."""
     return await _set_status(ctx, admin, user_id, "deactivated")
@@ -95,7 +97,7 @@ async def reactivate(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> User:
     return await _set_status(ctx, admin, user_id, "active")
 
 
-@router.put("/users/{user_id}/role", responses=_NOT_FOUND)
+@router.put("/users/{user_id}/role", responses={**_NOT_FOUND, 409: {"description": "Demoting yourself"}})
 async def change_role(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID, body: RoleChange) -> User:
     if admin.user_id == user_id and body.role != "admin":
         raise InvalidTransition("Admins cannot demote themselves.")
@@ -106,14 +108,15 @@ async def change_role(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID, body: Role
         row = await user_store.set_role(conn, user_id, body.role)
         await _audit(ctx, admin, "user.role", "user", user_id, {"from": before["role"], "to": body.role}, conn)
     ctx.accounts.states.forget(user_id)
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.get("/audit-log")
 async def audit_log(ctx: Ctx, admin: AdminUser, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    before_id: int | None = None, target_id: Annotated[str | None, Query(max_length=100)] = None,
+                    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+                    target_id: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
                     actor_id: uuid.UUID | None = None,
-                    action: Annotated[str | None, Query(max_length=50)] = None) -> list[AuditEntry]:
+                    action: Annotated[str | None, Query(max_length=50, pattern=r"^[^\x00]*$")] = None) -> list[AuditEntry]:
     """Admin actions, newest first; page with `before_id`."""
     rows = await admin_audit.entries(ctx.pool, limit, before_id, target_id, actor_id, action)
     return [AuditEntry(**dict(r)) for r in rows]

@@ -11,13 +11,12 @@ from actors.domain.errors import InvalidToken
 from serve_app.account_models import (PasswordChange, PasswordResetConfirm, PasswordResetRequest, RefreshRequest,
                                       RegisterRequest, SessionResponse, SignInRequest, TokenResponse, User)
 from serve_app.accounts import TokenPair
-from serve_app.auth import REFRESH_COOKIE, clear_session_cookies, set_session_cookies
+from serve_app.auth import clear_session_cookies, set_session_cookies
 from serve_app.deps import Ctx, CurrentUser
 from serve_app.ratelimit import client_address
-from serve_app.routes.account import user_out
 from storage import user_store
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses={403: {"description": "Account deactivated"}})
 
 _LIMITED = {429: {"description": "Too many attempts: retry after Retry-After seconds"}}
 
@@ -35,7 +34,7 @@ def _cookies(ctx, response: Response, pair: TokenPair) -> None:
 async def register(ctx: Ctx, request: Request, body: RegisterRequest) -> User:
     """Create a customer account (the role is always customer; admins change roles)."""
     row = await ctx.accounts.register(body.email, body.password, body.name, client_address(request))
-    return user_out(ctx, row)
+    return User.from_row(row, ctx.accounts.cipher)
 
 
 @router.post("/token", responses={401: {"description": "Incorrect email or password"}, **_LIMITED})
@@ -50,7 +49,8 @@ async def sign_in(ctx: Ctx, request: Request, response: Response, body: SignInRe
     """Sign-in for pages: the session is set as HttpOnly, SameSite=Lax cookies."""
     pair = await ctx.accounts.sign_in(body.email, body.password, client_address(request))
     _cookies(ctx, response, pair)
-    return SessionResponse(user=user_out(ctx, await user_store.get(ctx.pool, pair.user_id)), expires_in=pair.expires_in)
+    row = await user_store.get(ctx.pool, pair.user_id)
+    return SessionResponse(user=User.from_row(row, ctx.accounts.cipher), expires_in=pair.expires_in)
 
 
 @router.post("/refresh", responses={401: {"description": "Invalid, expired, revoked or reused refresh token"}})
@@ -76,7 +76,7 @@ async def sign_out(ctx: Ctx, response: Response, body: RefreshRequest | None = N
     clear_session_cookies(response, secure=ctx.config.serve.cookie_secure)
 
 
-@router.post("/password", responses={401: {"description": "Current password incorrect"}})
+@router.post("/password", responses={401: {"description": "Not signed in, or the current password is incorrect"}})
 async def change_password(ctx: Ctx, user: CurrentUser, body: PasswordChange) -> TokenResponse:
     """Change the password: every other session is signed out; the answer is a fresh session."""
     return _tokens(await ctx.accounts.change_password(user.user_id, body.current_password, body.new_password))
