@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from actors.domain.errors import NotFound, ProductNotFound, UnknownCategory, ValidationFailed
 from serve_app.catalog_schemas import Slug
 from serve_app.deps import Ctx
+from serve_app.ratelimit import RateLimit
 from storage.search.base import SORTS, SearchQuery, parse_attribute_filters, subtree_ids
 
 router = APIRouter(tags=["catalog"])
+# per client address, `search` in SURGE_RATE_LIMITS (429 + Retry-After past it)
+SearchLimit = [Depends(RateLimit("search"))]
 
 SortParam = Literal["relevance", "price_asc", "price_desc", "newest", "rating"]
 assert set(SortParam.__args__) == set(SORTS)
@@ -64,7 +67,7 @@ Page = Annotated[int, Query(ge=1, le=1000)]
 PerPage = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("/search")
+@router.get("/search", dependencies=SearchLimit)
 async def search(ctx: Ctx, response: Response, q: Q = "", category: Slug | None = None, price_min: PriceMin = None,
                  price_max: PriceMax = None, rating_min: RatingMin = None, in_stock: bool | None = None,
                  attr: Attr = [], sort: SortParam = "relevance", page: Page = 1, per_page: PerPage = 24) -> dict:
@@ -76,7 +79,7 @@ async def search(ctx: Ctx, response: Response, q: Q = "", category: Slug | None 
     return result
 
 
-@router.get("/search/suggest")
+@router.get("/search/suggest", dependencies=SearchLimit)
 async def suggest(ctx: Ctx, response: Response, q: Annotated[str, Query(min_length=1, max_length=100)],
                   limit: Annotated[int, Query(ge=1, le=20)] = 8) -> list[dict]:
     """Suggestions as you type: product names (then categories) matching the typed text."""

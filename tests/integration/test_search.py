@@ -3,6 +3,8 @@ that match the results they stand for, stable pagination, suggestions. Each test
 a category of its own, so other tests' products never change the answers."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tests.conftest import async_wait_for
@@ -106,3 +108,30 @@ async def test_bad_search_parameters_are_422(api):
     assert (await api.get("/search", params={"per_page": 1000})).status_code == 422
     r = await api.get("/search", params={"category": f"nope-{uid()}"})
     assert r.status_code == 422 and r.json()["code"] == "unknown_category"
+
+
+async def test_search_is_rate_limited_per_client_address(stack):
+    """The same app built in this process with a tight `search` limit (the shared stack lifts it,
+    every test client being 127.0.0.1): past it, 429 problem+json with Retry-After."""
+    import httpx
+
+    from actors.directory import OwnerConfig
+    from serve_app.app import create_fastapi_app
+    from serve_app.context import ApiConfig, AppContext
+    from serve_app.settings import ServeSettings
+
+    config = ApiConfig(owners=OwnerConfig(database_url=stack.urls.database, redis_url=stack.urls.redis,
+                                          settings=stack.actors),
+                       serve=ServeSettings(rate_limits={"search": "3/minute"}), auth=stack.auth_settings())
+    ctx = await AppContext.create(config)
+    try:
+        address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"  # its own window
+        transport = httpx.ASGITransport(app=create_fastapi_app(ctx), client=(address, 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            q = f"limit-{uid()}"
+            answers = [await client.get("/search", params={"q": q}) for _ in range(4)]
+            assert [r.status_code for r in answers[:3]] == [200, 200, 200]
+            assert answers[3].status_code == 429 and "retry-after" in answers[3].headers
+            assert answers[3].headers["content-type"].startswith("application/problem+json")
+    finally:
+        await ctx.close()
