@@ -12,7 +12,10 @@ from serve_app.deps import Admin, Ctx
 from storage import catalog_store
 from storage.catalog_store import CatalogConflict, ProductMissing
 
-router = APIRouter(prefix="/admin", tags=["admin catalog"])
+router = APIRouter(prefix="/admin", tags=["admin catalog"], responses={
+    401: {"description": "No valid credentials"}, 403: {"description": "Not an admin"}})
+_NOT_FOUND = {404: {"description": "No such product or category"}}
+_CONFLICT = {409: {"description": "Slug or SKU already taken"}, 422: {"description": "Invalid body or unknown category"}}
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
@@ -32,7 +35,7 @@ async def _product(ctx, product_id: int) -> dict:
     return product
 
 
-@router.post("/products", status_code=status.HTTP_201_CREATED)
+@router.post("/products", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
 async def create_product(ctx: Ctx, _: Admin, body: ProductCreate) -> dict:
     """New products are drafts unless `status` says otherwise; drafts are invisible to the public."""
     data = body.model_dump(mode="json", exclude={"variants"})
@@ -43,12 +46,12 @@ async def create_product(ctx: Ctx, _: Admin, body: ProductCreate) -> dict:
     return await _product(ctx, pid)
 
 
-@router.get("/products/{product_id}")
+@router.get("/products/{product_id}", responses=_NOT_FOUND)
 async def get_product(ctx: Ctx, _: Admin, product_id: Id) -> dict:
     return await _product(ctx, product_id)
 
 
-@router.patch("/products/{product_id}")
+@router.patch("/products/{product_id}", responses={**_NOT_FOUND, **_CONFLICT})
 async def update_product(ctx: Ctx, _: Admin, product_id: Id, body: ProductUpdate) -> dict:
     """Changes the fields given; `variants`, when given, replaces the variant list."""
     changes = body.model_dump(mode="json", exclude_unset=True, exclude={"variants"})
@@ -62,7 +65,7 @@ async def update_product(ctx: Ctx, _: Admin, product_id: Id, body: ProductUpdate
     return await _product(ctx, product_id)
 
 
-@router.delete("/products/{product_id}")
+@router.delete("/products/{product_id}", responses=_NOT_FOUND)
 async def archive_product(ctx: Ctx, _: Admin, product_id: Id) -> dict:
     """Archives (never deletes: orders and reviews keep pointing at it)."""
     try:
@@ -72,7 +75,7 @@ async def archive_product(ctx: Ctx, _: Admin, product_id: Id) -> dict:
     return await _product(ctx, product_id)
 
 
-@router.post("/categories", status_code=status.HTTP_201_CREATED)
+@router.post("/categories", status_code=status.HTTP_201_CREATED, responses=_CONFLICT)
 async def create_category(ctx: Ctx, _: Admin, body: CategoryIn) -> dict:
     try:
         cid = await catalog_store.upsert_category(ctx.pool, body.slug, body.name, body.parent, body.description,
@@ -82,7 +85,7 @@ async def create_category(ctx: Ctx, _: Admin, body: CategoryIn) -> dict:
     return {"id": cid, **body.model_dump()}
 
 
-@router.put("/categories/{category_id}")
+@router.put("/categories/{category_id}", responses={**_NOT_FOUND, **_CONFLICT})
 async def update_category(ctx: Ctx, _: Admin, category_id: Id, body: CategoryIn) -> dict:
     try:
         await catalog_store.upsert_category(ctx.pool, body.slug, body.name, body.parent, body.description,

@@ -22,7 +22,7 @@ SortParam = Literal["relevance", "price_asc", "price_desc", "newest", "rating"]
 assert set(SortParam.__args__) == set(SORTS)
 
 
-@router.get("/products/{slug}")
+@router.get("/products/{slug}", responses={404: {"description": "No such active product"}})
 async def product_page(ctx: Ctx, slug: Slug, response: Response) -> dict:
     """An active product: variants with prices and in-stock flags, breadcrumb, rating aggregate,
     "bought together" and "trending now". Live stock counts come from `/inventory/levels` and the hub."""
@@ -67,7 +67,8 @@ Page = Annotated[int, Query(ge=1, le=1000)]
 PerPage = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("/search", dependencies=SearchLimit)
+@router.get("/search", dependencies=SearchLimit, responses={
+    422: {"description": "Invalid parameters or unknown category"}, 429: {"description": "Rate limited"}})
 async def search(ctx: Ctx, response: Response, q: Q = "", category: Slug | None = None, price_min: PriceMin = None,
                  price_max: PriceMax = None, rating_min: RatingMin = None, in_stock: bool | None = None,
                  attr: Attr = [], sort: SortParam = "relevance", page: Page = 1, per_page: PerPage = 24) -> dict:
@@ -79,7 +80,7 @@ async def search(ctx: Ctx, response: Response, q: Q = "", category: Slug | None 
     return result
 
 
-@router.get("/search/suggest", dependencies=SearchLimit)
+@router.get("/search/suggest", dependencies=SearchLimit, responses={429: {"description": "Rate limited"}})
 async def suggest(ctx: Ctx, response: Response, q: Annotated[str, Query(min_length=1, max_length=100)],
                   limit: Annotated[int, Query(ge=1, le=20)] = 8) -> list[dict]:
     """Suggestions as you type: product names (then categories) matching the typed text."""
@@ -88,7 +89,7 @@ async def suggest(ctx: Ctx, response: Response, q: Annotated[str, Query(min_leng
     return items
 
 
-@router.get("/categories/{slug}/products")
+@router.get("/categories/{slug}/products", responses={404: {"description": "No such category"}})
 async def category_listing(ctx: Ctx, slug: Slug, response: Response, price_min: PriceMin = None,
                            price_max: PriceMax = None, rating_min: RatingMin = None, in_stock: bool | None = None,
                            attr: Attr = [], sort: SortParam = "newest", page: Page = 1, per_page: PerPage = 24) -> dict:

@@ -13,6 +13,9 @@ from serve_app.deps import AdminUser, Ctx, CurrentUser
 from storage import catalog_store, reviews_store
 
 router = APIRouter(tags=["reviews"])
+_PRODUCT = {404: {"description": "No such active product (or no review of yours)"}}
+_MINE = {**_PRODUCT, 401: {"description": "Sign in first"}}
+_ADMIN = {401: {"description": "No valid credentials"}, 403: {"description": "Not an admin"}}
 
 
 async def _product_id(ctx, slug: str) -> int:
@@ -23,7 +26,7 @@ async def _product_id(ctx, slug: str) -> int:
     return pid
 
 
-@router.get("/products/{slug}/reviews")
+@router.get("/products/{slug}/reviews", responses=_PRODUCT)
 async def product_reviews(ctx: Ctx, slug: Slug, page: Annotated[int, Query(ge=1, le=1000)] = 1,
                           per_page: Annotated[int, Query(ge=1, le=50)] = 20) -> dict:
     """Approved reviews, newest first, with the product's rating aggregate."""
@@ -36,7 +39,7 @@ async def product_reviews(ctx: Ctx, slug: Slug, page: Annotated[int, Query(ge=1,
     return {"rating": rating, "page": page, "per_page": per_page, "items": items}
 
 
-@router.get("/products/{slug}/reviews/mine")
+@router.get("/products/{slug}/reviews/mine", responses=_MINE)
 async def my_review(ctx: Ctx, user: CurrentUser, slug: Slug) -> dict:
     pid = await _product_id(ctx, slug)
     async with ctx.pool.acquire() as conn:
@@ -46,7 +49,7 @@ async def my_review(ctx: Ctx, user: CurrentUser, slug: Slug) -> dict:
     return review
 
 
-@router.put("/products/{slug}/reviews/mine")
+@router.put("/products/{slug}/reviews/mine", responses=_MINE)
 async def write_my_review(ctx: Ctx, user: CurrentUser, slug: Slug, body: ReviewIn) -> dict:
     """Create or replace the caller's review; `verified` says whether they bought the product.
     It waits for moderation before it is public and counted."""
@@ -58,14 +61,14 @@ async def write_my_review(ctx: Ctx, user: CurrentUser, slug: Slug, body: ReviewI
         raise ProductNotFound(slug=slug) from None
 
 
-@router.delete("/products/{slug}/reviews/mine", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/products/{slug}/reviews/mine", status_code=status.HTTP_204_NO_CONTENT, responses=_MINE)
 async def delete_my_review(ctx: Ctx, user: CurrentUser, slug: Slug) -> None:
     pid = await _product_id(ctx, slug)
     if not await reviews_store.delete_review(ctx.pool, pid, user.user_id):
         raise ReviewNotFound()
 
 
-@router.get("/admin/reviews")
+@router.get("/admin/reviews", responses=_ADMIN)
 async def reviews_to_moderate(ctx: Ctx, _: AdminUser, status: Literal["pending", "approved", "hidden"] = "pending",
                               page: Annotated[int, Query(ge=1, le=1000)] = 1,
                               per_page: Annotated[int, Query(ge=1, le=100)] = 50) -> list[dict]:
@@ -73,7 +76,7 @@ async def reviews_to_moderate(ctx: Ctx, _: AdminUser, status: Literal["pending",
         return await reviews_store.reviews_by_status(conn, status, per_page, (page - 1) * per_page)
 
 
-@router.post("/admin/reviews/{review_id}/moderation")
+@router.post("/admin/reviews/{review_id}/moderation", responses={**_ADMIN, 404: {"description": "No such review"}})
 async def moderate_review(ctx: Ctx, admin: AdminUser, review_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
                           body: ModerationIn) -> dict:
     """Approve, hide, or send back to pending; the product's rating follows in the same transaction."""
