@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-checkout clean
+.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-checkout bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-realtime: install
 # webhook's arrival is measured from stripe_events; --three-ds-share N makes the webhook mark orders paid)
 bench-checkout: install
 	$(PY) -m loadtests.bench_checkout --users 4 --users 16 --localstripe embedded --localstripe memory
+
+# search over 100,000 seeded products through the API: p50/p95/p99 cold (cache missed) and warm
+bench-search: install
+	$(PY) -m loadtests.bench_search --products 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -24,7 +24,7 @@ from actors.settings import ActorSettings
 log = logging.getLogger("surge.directory")
 
 RETRYABLE = (RayActorError, ActorUnavailableError, ActorDiedError)
-KINDS = ("inventory", "relay", "cart", "order", "notifier", "analytics")  # every kind of long-lived actor, for start-up and health
+KINDS = ("inventory", "relay", "cart", "order", "notifier", "analytics", "catalog")  # every kind of long-lived actor, for start-up and health
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class OwnerConfig:
     # payments (the order pipelines talk to Stripe, or to localstripe at `stripe_api_base`)
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    elasticsearch_url: str | None = None  # search backend; unset = PostgreSQL
 
 
 def owner_name(kind: str, index: int) -> str:
@@ -78,6 +79,10 @@ class ActorDirectory:
             from actors.analytics import Analytics
 
             return Analytics, 1
+        if kind == "catalog":
+            from actors.catalog_events import CatalogEventConsumer
+
+            return CatalogEventConsumer, 1
         raise KeyError(kind)
 
     def shard_count(self, kind: str) -> int:

@@ -38,6 +38,17 @@ def _settings():
         fail(f"bad setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
 
 
+def _auth_settings():
+    """AuthSettings from the environment; a placeholder or malformed secret ends the command in one line."""
+    from storage.settings import AuthSettings
+
+    try:
+        return AuthSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"bad setting SURGE_{'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", 2)
+
+
 @contextlib.contextmanager
 def database_url(surge: SurgeSettings, storage: StorageSettings) -> Iterator[str]:
     """DATABASE_URL, else the embedded server of this data dir (started for the command if it is not up)."""
@@ -66,7 +77,8 @@ def up() -> None:
 
     surge, storage, serve_s, actor_s = _settings()
     configure_logging("WARNING", component="cli")
-    stack = LocalStack(surge, storage, serve_s, actor_s, say=lambda m: console.print(f"[dim]{m}[/]"))
+    stack = LocalStack(surge, storage, serve_s, actor_s, say=lambda m: console.print(f"[dim]{m}[/]"),
+                       auth=_auth_settings())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -237,11 +249,10 @@ def pii_rotate(new_key: Annotated[bool, typer.Option(
     from cluster.local import local_auth_settings
     from storage.crypto import PiiCipher, generate_key, reencrypt_all
     from storage.pool import create_pool
-    from storage.settings import AuthSettings
 
     surge, storage, *_ = _settings()
     data_dir = Path(surge.data_dir).resolve()
-    auth = AuthSettings()
+    auth = _auth_settings()
     if new_key:
         if auth.pii_keys:
             fail("SURGE_PII_KEYS is set: add the new key at its front yourself, then run without --new-key")

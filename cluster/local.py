@@ -235,6 +235,7 @@ class LocalStack:
         self._app_args = {"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
                           "hub_url": hub_url, "log_level": self.surge.log_level,
                           "stripe_api_key": self.surge.stripe_api_key, "stripe_api_base": self._stripe_url,
+                          "elasticsearch_url": self.storage.elasticsearch_url,
                           "serve": serve_settings.model_dump(), "actors": self.actors.model_dump(),
                           "auth": self.auth_settings().model_dump()}
         serve.run(build_app(self._app_args), name=APP_NAME, route_prefix="/", blocking=False)
@@ -316,7 +317,8 @@ class LocalStack:
             gcs, metrics_url = self._ray()
             self._stripe_url = stripe_url
             owners = OwnerConfig(database_url=db, redis_url=rd, settings=self.actors, log_level=self.surge.log_level,
-                                 stripe_api_key=self.surge.stripe_api_key, stripe_api_base=stripe_url)
+                                 stripe_api_key=self.surge.stripe_api_key, stripe_api_base=stripe_url,
+                                 elasticsearch_url=self.storage.elasticsearch_url)
             ActorDirectory(owners).ensure_started(timeout_s=60)
             hub = self._hub_process(rd, db)
             api = self._serve(db, rd, metrics_url, hub)

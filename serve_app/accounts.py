@@ -5,6 +5,7 @@ Secrets never leave here in the clear except to their owner: refresh and reset t
 as hashes, and a reset token travels only in the mailbox row (the email)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class Accounts:
         self.hasher = PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
         self.cipher = PiiCipher.from_spec(settings.pii_keys)
         self.states = UserStates(pool)
+        self._background: set[asyncio.Task] = set()
 
     # --- registration and sign-in ----------------------------------------------------------
     async def register(self, email: str, password: str, name: str, address: str) -> asyncpg.Record:
@@ -62,6 +64,8 @@ class Accounts:
         verified = await self.hasher.verify(cred["password_hash"] if cred else None, password)
         if not verified.ok:
             await self.limiter.hit("signin_account", acct)
+            # the account digest, never the email or password: enough to correlate an attack in logs
+            log.info("sign-in refused", extra={"account": acct, "address": address, "known": cred is not None})
             raise InvalidCredentials()
         if cred["status"] != "active":
             raise AccountDeactivated()
@@ -116,22 +120,31 @@ class Accounts:
             return await self.issue(user_id, state["role"], conn)
 
     async def request_reset(self, email: str, address: str) -> None:
-        """Never says whether the email has an account; a known, active one gets a mailbox row
-        (kind `password_reset`) carrying a single-use token."""
+        """Never says whether the email has an account, not even by how long it takes: the caller
+        is answered after the rate limits, and the lookup and the mailbox row (kind
+        `password_reset`, a single-use token, for a known and active account) happen after."""
         await self.limiter.hit("reset_address", address)
         await self.limiter.hit("reset_account", account_key(email))
-        cred = await self._credentials(email)
-        if cred is None or cred["status"] != "active":
-            return
-        token = new_opaque_token()
-        minutes = self.settings.reset_ttl_s // 60
-        async with self.pool.acquire() as conn, conn.transaction():
-            await user_store.create_reset_token(conn, cred["id"], hash_token(token), self.settings.reset_ttl_s)
-            await user_store.queue_email(
-                conn, "password_reset", cred["email"], "Reset your Surge password",
-                f"Someone asked to reset the password of this account. If it was you, use this code within "
-                f"{minutes} minutes:\n\n{token}\n\nor open /reset-password?token={token}\n\n"
-                f"If it was not you, ignore this email; your password is unchanged.")
+        task = asyncio.create_task(self._send_reset(email))
+        self._background.add(task)  # held until done, so it is not collected mid-flight
+        task.add_done_callback(self._background.discard)
+
+    async def _send_reset(self, email: str) -> None:
+        try:
+            cred = await self._credentials(email)
+            if cred is None or cred["status"] != "active":
+                return
+            token = new_opaque_token()
+            minutes = self.settings.reset_ttl_s // 60
+            async with self.pool.acquire() as conn, conn.transaction():
+                await user_store.create_reset_token(conn, cred["id"], hash_token(token), self.settings.reset_ttl_s)
+                await user_store.queue_email(
+                    conn, "password_reset", cred["email"], "Reset your Surge password",
+                    f"Someone asked to reset the password of this account. If it was you, use this code within "
+                    f"{minutes} minutes:\n\n{token}\n\nor open /reset-password?token={token}\n\n"
+                    f"If it was not you, ignore this email; your password is unchanged.")
+        except Exception:  # nobody awaits this task: say it here
+            log.exception("password reset email not queued")
 
     async def confirm_reset(self, token: str, new_password: str) -> None:
         new_hash = await self.hasher.hash(new_password)

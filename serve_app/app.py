@@ -18,8 +18,8 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routes import (account, admin_analytics, admin_notifications, admin_orders, admin_users, auth, cart, checkout, health,
-                              inventory, orders, webhooks)
+from serve_app.routes import (account, admin_analytics, admin_catalog, admin_notifications, admin_orders, admin_users, auth,
+                              cart, catalog, checkout, health, inventory, orders, reviews, webhooks)
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
 from storage.settings import AuthSettings
@@ -32,6 +32,8 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
         description="Actor-based realtime commerce runtime. Errors are RFC 9457 problem+json.",
     )
     app.state.ctx = ctx
+    if metrics is not None and ctx.catalog is not None:
+        ctx.catalog.cache.observer = metrics.observe_catalog_cache
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(inventory.router)
@@ -45,14 +47,18 @@ def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> Fa
     app.include_router(webhooks.router)
     app.include_router(admin_notifications.router)
     app.include_router(admin_analytics.router)
+    app.include_router(catalog.router)
+    app.include_router(admin_catalog.router)
+    app.include_router(reviews.router)
     # inner first: the fast path runs inside the request-id / metrics middleware
     app.add_middleware(ReservationFastPath, max_body_bytes=ctx.config.serve.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=ctx.config.serve.max_body_bytes, metrics=metrics)
     if ctx.config.serve.cors_origins:  # outermost, so preflights are answered before anything else
         app.add_middleware(CORSMiddleware, allow_origins=ctx.config.serve.cors_origins, allow_credentials=True,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Queue-Token"],
-                           expose_headers=["Retry-After", "X-Request-ID"], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Queue-Token", "Idempotency-Key",
+                                          "X-Cart-Token", "X-Order-Token"],
+                           expose_headers=["Retry-After", "X-Request-ID", "X-Cart-Token"], max_age=600)
     return app
 
 
@@ -105,7 +111,7 @@ def api_options(serve_settings: ServeSettings) -> dict:
 
 def build_app(args: dict):
     """Serve app builder. `args`: database_url, redis_url, and optional metrics_url, hub_url, log_level,
-    stripe_api_key, stripe_api_base,
+    stripe_api_key, stripe_api_base, elasticsearch_url,
     plus `serve`, `actors` and `auth`: overrides of ServeSettings / ActorSettings / AuthSettings. Whatever is not given
     comes from the settings classes (environment) of the process that builds the app."""
     serve_settings = ServeSettings(**args.get("serve", {}))
@@ -116,6 +122,7 @@ def build_app(args: dict):
         log_level=args.get("log_level", "INFO"),
         stripe_api_key=args.get("stripe_api_key"),
         stripe_api_base=args.get("stripe_api_base"),
+        elasticsearch_url=args.get("elasticsearch_url"),
     )
     config = ApiConfig(owners=owners, serve=serve_settings, metrics_url=args.get("metrics_url"), hub_url=args.get("hub_url"),
                        auth=AuthSettings(**args.get("auth", {})))

@@ -17,6 +17,9 @@ from serve_app.overload import InFlightLimiter
 from serve_app.ratelimit import RateLimiter
 from serve_app.settings import ServeSettings
 from storage.cache import create_redis
+from storage.catalog_cache import CatalogCache
+from storage.catalog_store import CategorySource
+from storage.search import create_backend
 from storage.signed_ids import CartTokens, OrderTokens, derived_secret
 from storage.pool import create_pool
 from storage.settings import AuthSettings
@@ -48,6 +51,7 @@ class AppContext:
     cart_tokens: "CartTokens | None" = None
     order_tokens: "OrderTokens | None" = None
     gateway: PaymentGateway | None = None
+    catalog: "CatalogReads | None" = None
     rate_limiter: "RateLimiter | None" = None
     accounts: "Accounts | None" = None
 
@@ -57,11 +61,16 @@ class AppContext:
         redis = create_redis(config.owners.redis_url) if config.owners.redis_url else None
         directory = ActorDirectory(config.owners)
         secret = hashlib.sha256(b"surge-waiting-room:" + (config.serve.admin_token or "dev").encode()).hexdigest()
+        from serve_app.catalog_reads import CatalogReads
+
+        categories = CategorySource(pool)
+        catalog = CatalogReads(pool, CatalogCache(redis), create_backend(
+            pool, config.owners.elasticsearch_url, categories=categories), categories)
         return cls(config=config, pool=pool, redis=redis, directory=directory,
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
                    reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),
                    waiting_room=WaitingRoom(redis, secret) if redis is not None else None,
-                   flash_skus=FlashSkus(pool),
+                   flash_skus=FlashSkus(pool), catalog=catalog,
                    cart_tokens=CartTokens(_derived(config, b"surge-cart:")),
                    order_tokens=OrderTokens(_derived(config, b"surge-order:")),
                    gateway=PaymentGateway(config.owners.stripe_api_key or "sk_test_surge_local",
@@ -70,6 +79,8 @@ class AppContext:
                    **accounts_parts(config, pool))
 
     async def close(self) -> None:
+        if self.catalog is not None:
+            await self.catalog.search_backend.close()
         await self.pool.close()
         if self.gateway is not None:
             await self.gateway.aclose()

@@ -23,6 +23,14 @@ class ApiMetrics:
             boundaries=LATENCY_BUCKETS_S, tag_keys=("method", "route"),
         )
 
+        self.catalog_cache = serve_metrics.Counter(
+            "surge_catalog_cache_reads", description="Catalog reads by cache outcome (hit, miss, bypass).",
+            tag_keys=("kind", "result"),
+        )
+
+    def observe_catalog_cache(self, kind: str, result: str) -> None:
+        self.catalog_cache.inc(tags={"kind": kind, "result": result})
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.inc(tags={"method": method, "route": route, "status": str(status)})
         self.latency.observe(seconds, tags={"method": method, "route": route})

@@ -66,6 +66,8 @@ async def seed_demo(pool: asyncpg.Pool) -> bool:
                 await conn.execute(
                     "insert into stock_levels (sku, on_hand, received, low_stock_threshold, per_customer_cap) "
                     "values ($1,$2,$2,$3,$4) on conflict (sku) do nothing", sku, on_hand, threshold, cap)
+        # derived catalog columns (price range, in stock, published) of what was just inserted
+        await conn.execute("select refresh_product_derived(id) from products where tags @> '{demo}'")
         await conn.execute("insert into surge_meta (key, value) values ($1, $2)", DEMO_MARKER, {"done": True})
     return True
 
@@ -94,52 +96,128 @@ async def seed_demo_accounts(pool: asyncpg.Pool) -> int:
     return created
 
 
-_ADJ = ["Classic", "Ultra", "Eco", "Pro", "Compact", "Deluxe", "Smart", "Rugged", "Light", "Vintage", "Urban", "Nordic"]
-_NOUN = {
-    "shoes": ["Sneaker", "Boot", "Sandal", "Runner"], "tops": ["T-Shirt", "Hoodie", "Shirt", "Sweater"],
-    "audio": ["Headphones", "Speaker", "Earbuds", "Soundbar"], "computing": ["Laptop Stand", "Keyboard", "Mouse", "Monitor"],
-    "kitchen": ["Kettle", "Knife Set", "Pan", "Blender"], "decor": ["Lamp", "Vase", "Rug", "Mirror"],
-    "camping": ["Tent", "Lantern", "Sleeping Bag", "Stove"], "cycling": ["Helmet", "Bike Light", "Pump", "Lock"],
-}
-_COLORS = ["Black", "White", "Red", "Blue", "Green", "Grey"]
+# Leaves under the demo categories (a three-level tree): slug, name, parent, nouns, tags, materials
+LEAVES = [
+    ("running-shoes", "Running Shoes", "shoes", ["Running Shoe", "Trail Runner", "Racing Flat"], ["running", "trail", "marathon"], ["mesh", "foam", "rubber"]),
+    ("boots", "Boots", "shoes", ["Hiking Boot", "Chelsea Boot", "Winter Boot"], ["hiking", "waterproof", "winter"], ["leather", "suede", "rubber"]),
+    ("sandals", "Sandals", "shoes", ["Sandal", "Slide", "Flip Flop"], ["summer", "beach", "casual"], ["cork", "rubber", "leather"]),
+    ("t-shirts", "T-Shirts", "tops", ["T-Shirt", "Tank Top", "Polo Shirt"], ["casual", "summer", "basics"], ["cotton", "linen", "polyester"]),
+    ("sweaters", "Sweaters & Hoodies", "tops", ["Hoodie", "Sweater", "Cardigan"], ["warm", "winter", "casual"], ["wool", "cotton", "fleece"]),
+    ("headphones", "Headphones", "audio", ["Headphones", "Earbuds", "Headset"], ["wireless", "bluetooth", "noise-cancelling"], ["plastic", "aluminium", "leather"]),
+    ("speakers", "Speakers", "audio", ["Speaker", "Soundbar", "Subwoofer"], ["wireless", "bluetooth", "party"], ["plastic", "wood", "fabric"]),
+    ("keyboards", "Keyboards & Mice", "computing", ["Keyboard", "Mouse", "Trackpad"], ["wireless", "ergonomic", "gaming"], ["plastic", "aluminium"]),
+    ("monitors", "Monitors", "computing", ["Monitor", "Laptop Stand", "Webcam"], ["office", "gaming", "4k"], ["plastic", "aluminium", "steel"]),
+    ("cookware", "Cookware", "kitchen", ["Frying Pan", "Saucepan", "Dutch Oven"], ["cooking", "nonstick", "induction"], ["cast iron", "steel", "ceramic"]),
+    ("appliances", "Small Appliances", "kitchen", ["Kettle", "Blender", "Toaster", "Coffee Grinder"], ["coffee", "breakfast", "electric"], ["steel", "glass", "plastic"]),
+    ("lighting", "Lighting", "decor", ["Table Lamp", "Floor Lamp", "Pendant Light"], ["lighting", "living-room", "modern"], ["brass", "glass", "linen"]),
+    ("textiles", "Rugs & Textiles", "decor", ["Rug", "Throw Blanket", "Cushion"], ["cozy", "living-room", "handmade"], ["wool", "cotton", "jute"]),
+    ("tents", "Tents & Shelters", "camping", ["Tent", "Tarp", "Hammock"], ["camping", "backpacking", "waterproof"], ["nylon", "polyester"]),
+    ("camp-kitchen", "Camp Kitchen", "camping", ["Camping Stove", "Lantern", "Water Filter", "Sleeping Bag"], ["camping", "hiking", "outdoor"], ["steel", "titanium", "aluminium"]),
+    ("bike-gear", "Bike Gear", "cycling", ["Helmet", "Bike Light", "Bike Pump", "Bike Lock"], ["cycling", "commuting", "safety"], ["plastic", "aluminium", "steel"]),
+]
+_BRANDS = ["Northwind", "Acme", "Lumen", "Fjord", "Summit", "Harbor", "Pioneer", "Atlas", "Meridian", "Kestrel",
+           "Aurora", "Cobalt", "Evergreen", "Granite", "Juniper", "Sable"]
+_ADJ = ["Classic", "Ultra", "Eco", "Pro", "Compact", "Deluxe", "Smart", "Rugged", "Light", "Vintage", "Urban", "Nordic",
+        "Essential", "Premium", "Travel", "Everyday"]
+_COLORS = ["Black", "White", "Red", "Blue", "Green", "Grey", "Navy", "Olive", "Sand"]
+_QUALITIES = ["durable", "lightweight", "comfortable", "versatile", "reliable", "breathable", "quiet", "sturdy",
+              "elegant", "practical", "powerful", "portable", "soft", "weatherproof", "efficient"]
+_USES = ["daily use", "long weekends", "the office", "busy mornings", "rainy days", "family trips", "small spaces",
+         "weekend adventures", "training sessions", "quiet evenings", "city commutes", "outdoor cooking"]
+_SENTENCES = [
+    "A {q1} {noun} made from {material} for {use}.",
+    "Designed by {brand} to stay {q2} through years of {use}.",
+    "Pairs well with our other {tag} essentials.",
+    "The {q1} build keeps it {q2} at home or while travelling.",
+    "Easy to clean, easy to store, and built to last.",
+    "Customers choose it for {use} because it is {q2} and {q1}.",
+]
+
+
+async def _ensure_leaves(conn: asyncpg.Connection, cats: dict[str, int]) -> dict[str, int]:
+    for slug, name, parent, *_ in LEAVES:
+        cats[slug] = await conn.fetchval(
+            "insert into categories (slug, name, parent_id) values ($1, $2, $3) "
+            "on conflict (slug) do update set name = excluded.name returning id", slug, name, cats[parent])
+    return cats
+
+
+def _description(rng: random.Random, brand: str, noun: str, material: str, tag: str) -> str:
+    picks = rng.sample(_SENTENCES, 3)
+    return " ".join(t.format(q1=rng.choice(_QUALITIES), q2=rng.choice(_QUALITIES), noun=noun.lower(),
+                             material=material, use=rng.choice(_USES), brand=brand, tag=tag) for t in picks)
 
 
 async def seed_catalog(pool: asyncpg.Pool, products: int, *, seed: int = 42, chunk: int = 5000,
                        progress: Callable[[int], None] | None = None) -> int:
-    """Add `products` generated products (1–3 variants each, with stock) using COPY in chunks.
+    """Add `products` generated products using COPY in chunks: a three-level category tree, 1–3 variants
+    (colour, size) each with stock, brand/material attributes, tags, prices (a fifth with a compare-at
+    price), descriptions of real words, and approved reviews with their rating aggregates on a third.
     Slugs and SKUs continue after what is there, so running it twice adds more. Returns products added."""
+    import uuid
+    from decimal import Decimal
+    from datetime import datetime, timedelta, timezone
+
     rng = random.Random(seed)
     async with pool.acquire() as conn:
-        cats = await _ensure_categories(conn)
-    leaf = [c for c in _NOUN]
+        cats = await _ensure_leaves(conn, await _ensure_categories(conn))
+    now = datetime.now(timezone.utc)
     done = 0
     while done < products:
         n = min(chunk, products - done)
-        prows, vrows, srows = [], [], []
+        prows, vrows, srows, rrows = [], [], [], []
         async with pool.acquire() as conn, conn.transaction():
             first_id = await conn.fetchval("select nextval(pg_get_serial_sequence('products','id'))")
             await conn.execute("select setval(pg_get_serial_sequence('products','id'), $1)", first_id + n)
             for i in range(n):
                 pid = first_id + i
-                cat = rng.choice(leaf)
-                name = f"{rng.choice(_ADJ)} {rng.choice(_NOUN[cat])} {pid}"
-                slug = name.lower().replace(" ", "-")
-                desc = f"{name}: {rng.choice(['durable', 'lightweight', 'premium', 'affordable'])} {cat} gear."
-                prows.append((pid, slug, name, desc, "active", cats[cat], False, [cat], {"brand": rng.choice(_ADJ)}))
-                base = rng.randint(5, 500) * 100 - 1
+                leaf_slug, _, _, nouns, tags, materials = rng.choice(LEAVES)
+                brand, noun, material = rng.choice(_BRANDS), rng.choice(nouns), rng.choice(materials)
+                name = f"{brand} {rng.choice(_ADJ)} {noun}"
+                slug = f"{name.lower().replace(' ', '-')}-{pid}"
+                ptags = rng.sample(tags, rng.randint(1, len(tags)))
+                desc = _description(rng, brand, noun, material, ptags[0])
+                base = rng.choice([rng.randint(5, 60), rng.randint(60, 300), rng.randint(300, 900)]) * 100 - 1
+                compare = base + rng.randint(10, 40) * 100 if rng.random() < 0.2 else None
+                prices, any_stock = [], False
                 for v in range(rng.randint(1, 3)):
                     sku = f"P{pid}-{v}"
-                    color = _COLORS[v % len(_COLORS)]
-                    vrows.append((sku, pid, color, base + v * 500, "USD", {"color": color}))
+                    color = _COLORS[(pid + v) % len(_COLORS)]
+                    price = base + v * 500
+                    prices.append(price)
+                    vrows.append((sku, pid, color, price, compare + v * 500 if compare else None, "USD",
+                                  {"color": color}, v))
                     on_hand = rng.choice([0, 3, 10, 25, 50, 100, 250])
+                    any_stock |= on_hand > 0
                     srows.append((sku, on_hand, on_hand, 5))
-            await conn.copy_records_to_table("products", records=prows, columns=[
-                "id", "slug", "name", "description", "status", "category_id", "flash_sale", "tags", "attributes"])
-            await conn.copy_records_to_table("variants", records=vrows, columns=[
-                "sku", "product_id", "name", "price_minor", "currency", "attributes"])
+                count = total = 0
+                if rng.random() < 0.33:
+                    for _ in range(rng.randint(1, 4)):
+                        rating = rng.choice([2, 3, 4, 4, 5, 5, 5])
+                        count, total = count + 1, total + rating
+                        rrows.append((pid, uuid.UUID(int=rng.getrandbits(128)), rating,
+                                      f"{rng.choice(_QUALITIES).capitalize()} {noun.lower()}", desc.split(".")[0] + ".",
+                                      "approved"))
+                created = now - timedelta(seconds=rng.randint(0, 365 * 86400))
+                prows.append((pid, slug, name, desc, "active", cats[leaf_slug], False, ptags,
+                               {"brand": brand, "material": material}, min(prices), max(prices), "USD", any_stock,
+                               count, total, Decimal(round(total / count, 2)).quantize(Decimal('0.01')) if count else Decimal(0), created, created, created))
+            # stock first: its in-stock trigger finds no variant yet and does nothing (the product row
+            # carries in_stock already), which keeps the bulk load a bulk load
             await conn.copy_records_to_table("stock_levels", records=srows, columns=[
                 "sku", "on_hand", "received", "low_stock_threshold"])
+            await conn.copy_records_to_table("products", records=prows, columns=[
+                "id", "slug", "name", "description", "status", "category_id", "flash_sale", "tags", "attributes",
+                "price_min_minor", "price_max_minor", "currency", "in_stock", "rating_count", "rating_sum",
+                "rating_avg", "created_at", "updated_at", "published_at"])
+            await conn.copy_records_to_table("variants", records=vrows, columns=[
+                "sku", "product_id", "name", "price_minor", "compare_at_minor", "currency", "attributes", "position"])
+            await conn.copy_records_to_table("reviews", records=rrows, columns=[
+                "product_id", "customer_id", "rating", "title", "body", "status"])
         done += n
         if progress:
             progress(n)
+    async with pool.acquire() as conn:
+        # statistics for the planner, and the visibility map that lets listings use index-only scans
+        await conn.execute("vacuum (analyze) products")
     return done

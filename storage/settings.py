@@ -12,6 +12,7 @@ class StorageSettings(BaseSettings):
 
     database_url: str | None = Field(default=None, description="postgresql://… ; unset = embedded")
     redis_url: str | None = Field(default=None, description="redis://… ; unset = embedded Valkey")
+    elasticsearch_url: str | None = Field(default=None, description="http(s)://… ; unset = PostgreSQL search")
     db_pool_min: int = Field(default=1, alias="SURGE_DB_POOL_MIN")
     db_pool_max: int = Field(default=10, alias="SURGE_DB_POOL_MAX")
     db_connect_timeout_s: float = Field(default=5.0, alias="SURGE_DB_CONNECT_TIMEOUT_S")

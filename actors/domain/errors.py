@@ -51,6 +51,12 @@ class ErrorCode(StrEnum):
     EMAIL_TAKEN = "email_taken"
     ACCOUNT_DEACTIVATED = "account_deactivated"
     RATE_LIMITED = "rate_limited"
+    # catalog
+    SLUG_TAKEN = "slug_taken"
+    SKU_TAKEN = "sku_taken"
+    UNKNOWN_CATEGORY = "unknown_category"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    REVIEW_NOT_FOUND = "review_not_found"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -85,6 +91,12 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.EMAIL_TAKEN: 409,
     ErrorCode.ACCOUNT_DEACTIVATED: 403,
     ErrorCode.RATE_LIMITED: 429,
+    # catalog
+    ErrorCode.SLUG_TAKEN: 409,
+    ErrorCode.SKU_TAKEN: 409,
+    ErrorCode.UNKNOWN_CATEGORY: 422,
+    ErrorCode.PRODUCT_NOT_FOUND: 404,
+    ErrorCode.REVIEW_NOT_FOUND: 404,
 }
 
 _BY_CODE: dict[ErrorCode, type[SurgeError]] = {}
@@ -293,3 +305,31 @@ class AccountDeactivated(SurgeError):
 class RateLimited(SurgeError):
     code = ErrorCode.RATE_LIMITED
     default_detail = "Too many attempts; retry later."
+
+
+# catalog
+
+
+class SlugTaken(SurgeError):
+    code = ErrorCode.SLUG_TAKEN
+    default_detail = "This slug is already used."
+
+
+class SkuTaken(SurgeError):
+    code = ErrorCode.SKU_TAKEN
+    default_detail = "This SKU belongs to another product."
+
+
+class UnknownCategory(SurgeError):
+    code = ErrorCode.UNKNOWN_CATEGORY
+    default_detail = "No such category."
+
+
+class ProductNotFound(SurgeError):
+    code = ErrorCode.PRODUCT_NOT_FOUND
+    default_detail = "Product not found."
+
+
+class ReviewNotFound(SurgeError):
+    code = ErrorCode.REVIEW_NOT_FOUND
+    default_detail = "Review not found."

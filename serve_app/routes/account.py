@@ -12,7 +12,9 @@ from serve_app.deps import Ctx, CurrentUser
 from storage import address_store, user_store
 from storage.crypto import context_for
 
-router = APIRouter(prefix="/account", tags=["account"])
+router = APIRouter(prefix="/account", tags=["account"], responses={
+    401: {"description": "Not signed in, or the token is invalid"},
+    403: {"description": "Account deactivated, or the service token (not a user)"}})
 
 
 @router.get("")

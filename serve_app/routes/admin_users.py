@@ -13,7 +13,8 @@ from serve_app.deps import AdminUser, Ctx
 from serve_app.principal import Principal
 from storage import admin_audit, session_store, user_store
 
-router = APIRouter(prefix="/admin", tags=["admin users"])
+router = APIRouter(prefix="/admin", tags=["admin users"], responses={
+    401: {"description": "Not signed in, or the token is invalid"}, 403: {"description": "Not an admin"}})
 
 _NOT_FOUND = {404: {"description": "No such user"}}
 
@@ -85,7 +86,7 @@ async def _set_status(ctx, admin: Principal, user_id: uuid.UUID, new_status: str
     return User.from_row(row, ctx.accounts.cipher)
 
 
-@router.post("/users/{user_id}/deactivate", responses=_NOT_FOUND)
+@router.post("/users/{user_id}/deactivate", responses={**_NOT_FOUND, 409: {"description": "Yourself"}})
 async def deactivate(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> User:
     """Refuse the user from now on: sessions revoked, access tokens refused, sign-in refused."""
     return await _set_status(ctx, admin, user_id, "deactivated")
@@ -96,7 +97,7 @@ async def reactivate(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> User:
     return await _set_status(ctx, admin, user_id, "active")
 
 
-@router.put("/users/{user_id}/role", responses=_NOT_FOUND)
+@router.put("/users/{user_id}/role", responses={**_NOT_FOUND, 409: {"description": "Demoting yourself"}})
 async def change_role(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID, body: RoleChange) -> User:
     if admin.user_id == user_id and body.role != "admin":
         raise InvalidTransition("Admins cannot demote themselves.")

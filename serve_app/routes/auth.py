@@ -19,7 +19,7 @@ from serve_app import cart_session
 from serve_app.principal import Principal, Role
 from storage import user_store
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses={403: {"description": "Account deactivated"}})
 log = logging.getLogger("surge.auth")
 
 _LIMITED = {429: {"description": "Too many attempts: retry after Retry-After seconds"}}
@@ -92,7 +92,7 @@ async def sign_out(ctx: Ctx, response: Response, body: RefreshRequest | None = N
     clear_session_cookies(response, secure=ctx.config.serve.cookie_secure)
 
 
-@router.post("/password", responses={401: {"description": "Current password incorrect"}})
+@router.post("/password", responses={401: {"description": "Not signed in, or the current password is incorrect"}})
 async def change_password(ctx: Ctx, user: CurrentUser, body: PasswordChange) -> TokenResponse:
     """Change the password: every other session is signed out; the answer is a fresh session."""
     return _tokens(await ctx.accounts.change_password(user.user_id, body.current_password, body.new_password))

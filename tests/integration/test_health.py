@@ -14,7 +14,7 @@ async def test_readyz_reports_database_cache_and_every_owner(api, stack):
     owners = body["checks"]["owners"]
     assert set(owners) == ({f"inventory-{i}" for i in range(stack.actors.inventory_shards)}
                            | {f"cart-{i}" for i in range(stack.actors.cart_shards)}
-                           | {f"order-{i}" for i in range(stack.actors.order_pipelines)} | {"relay-0", "notifier-0", "analytics-0"})
+                           | {f"order-{i}" for i in range(stack.actors.order_pipelines)} | {"relay-0", "notifier-0", "analytics-0", "catalog-0"})
     assert all(o["ok"] and o["ready"] for o in owners.values())
 
 

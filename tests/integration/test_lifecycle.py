@@ -153,6 +153,7 @@ def _alive(p: psutil.Process) -> bool:
     ("DATABASE_URL", "mysql://127.0.0.1/x", "DATABASE_URL must be a postgres/postgresql:// URL"),
     ("REDIS_URL", "redis://127.0.0.1:notaport/0", "REDIS_URL is malformed"),
     ("SURGE_HTTP_PORT", "eighty", "bad setting HTTP_PORT"),
+    ("SURGE_JWT_SECRET", "changeme-changeme-changeme-changeme", "bad setting SURGE_JWT_SECRET"),
 ])
 def test_a_bad_setting_ends_surge_up_within_10s_with_one_clear_line(server_dir, setting, value, message):
     env = surge_env(server_dir / "data", **{setting: value})

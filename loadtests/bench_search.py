@@ -1,0 +1,229 @@
+"""Search over a seeded catalog through the HTTP API: latency cold (cache missed) and warm (cached).
+
+    python -m loadtests.bench_search [--products 100000] [--cold 400] [--warm 2000] [--concurrency 1]
+        [--surge-url URL --surge-data-dir DIR]
+
+Contract:
+- Without ``--surge-url`` a whole Surge is started (``surge_up``: temporary data dir, free loopback
+  ports), ``surge seed --products N`` fills it (timed: ``seed_s``), and it is stopped at the end.
+  With it, that running Surge is used as it is (its data dir locates its database and Valkey).
+  The started Surge has the per-address `search` rate limit lifted (one client asks for everyone).
+- Queries are ``GET /search`` with words from the seed's vocabulary: single words, two words,
+  misspellings (trigram path), category filters, price ranges, in-stock and attribute filters,
+  every sort, pages 1-3, in a fixed pseudo-random mix (``--seed``).
+- ``cold``: before each request the listings version key is bumped in Valkey (what a product event
+  does), so every answer is computed by PostgreSQL (asserted from ``X-Cache: miss``).
+  ``warm``: every query of the mix is asked once unrecorded, then requests are drawn from the same
+  mix (asserted from ``X-Cache: hit``).
+- ``--concurrency`` closed-loop clients (default 1: latency, not throughput). Latencies are wall
+  time per request on the client, in ms. A run's figures: ``p50_ms``, ``p95_ms``, ``p99_ms``,
+  ``max_ms``, ``req_per_s``, ``requests``, ``failures`` (non-200), ``cache`` (X-Cache counts),
+  ``products`` (active products searched).
+- Writes ``loadtests/results/search.json`` (runs ``cold`` and ``warm``), prints it with the command,
+  and the slowest cold query with its EXPLAIN ANALYZE when ``--explain``. Exit 1 on any failure.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from loadtests.results import current_command, print_results, write_results
+
+BENCH = "search"
+TARGET = {"warm_p95_ms": 20.0, "cold_p95_ms": 50.0}
+WORDS = ["lamp", "kettle", "headphones", "tent", "boot", "sweater", "speaker", "keyboard", "monitor", "helmet",
+         "rug", "blender", "lantern", "hoodie", "sandal", "wireless", "waterproof", "cotton", "leather", "coffee",
+         "running", "camping", "ergonomic", "steel", "wool", "portable", "bluetooth", "cozy", "gaming", "summer"]
+PHRASES = ["wireless headphones", "running shoe", "table lamp", "camping stove", "wool rug", "hiking boot",
+           "frying pan", "bike light", "throw blanket", "leather boot", "cotton t-shirt", "gaming keyboard"]
+TYPOS = ["hedphones", "lantren", "kettel", "sweatr", "keybord", "helmt", "blendr", "sandl"]
+CATEGORIES = ["apparel", "shoes", "running-shoes", "electronics", "audio", "headphones", "home", "kitchen",
+              "lighting", "outdoors", "camping", "tents", "cycling"]
+SORTS = ["relevance", "relevance", "relevance", "price_asc", "price_desc", "newest", "rating"]
+PRICES = [(0, 2500), (2500, 5000), (5000, 10000), (10000, 25000), (25000, None)]
+
+
+def query_mix(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        kind = rng.random()
+        params: dict[str, Any] = {}
+        if kind < 0.45:
+            params["q"] = rng.choice(WORDS)
+        elif kind < 0.65:
+            params["q"] = rng.choice(PHRASES)
+        elif kind < 0.75:
+            params["q"] = rng.choice(TYPOS)
+        elif kind < 0.9:
+            params["category"] = rng.choice(CATEGORIES)
+        else:
+            params["q"] = rng.choice(WORDS)
+            params["category"] = rng.choice(CATEGORIES)
+        if rng.random() < 0.25:
+            lo, hi = rng.choice(PRICES)
+            params["price_min"] = lo
+            if hi:
+                params["price_max"] = hi
+        if rng.random() < 0.2:
+            params["in_stock"] = "true"
+        if rng.random() < 0.1:
+            params["attr"] = f"color:{rng.choice(['Black', 'White', 'Red', 'Blue', 'Navy'])}"
+        params["sort"] = rng.choice(SORTS)
+        params["page"] = rng.choice([1, 1, 1, 2, 3])
+        out.append(params)
+    return out
+
+
+def percentile(sorted_ms: list[float], p: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    k = max(0, min(len(sorted_ms) - 1, round(p / 100 * len(sorted_ms) + 0.5) - 1))
+    return round(sorted_ms[k], 2)
+
+
+async def measure(url: str, queries: list[dict[str, Any]], requests: int, concurrency: int,
+                  before=None) -> dict[str, Any]:
+    latencies: list[float] = []
+    cache: dict[str, int] = {}
+    failures = 0
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        async def worker() -> None:
+            nonlocal failures
+            for i in counter:
+                params = queries[i % len(queries)]
+                if before is not None:
+                    await before()
+                t0 = time.perf_counter()
+                r = await client.get("/search", params=params)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    failures += 1
+                how = r.headers.get("x-cache", "none")
+                cache[how] = cache.get(how, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": len(latencies), "failures": failures, "req_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), "max_ms": round(latencies[-1], 2),
+            "mean_ms": round(statistics.fmean(latencies), 2), "cache": cache}
+
+
+def seed(data_dir: Path, products: int) -> float:
+    env = {**os.environ, "SURGE_DATA_DIR": str(data_dir), "SURGE_LOG_LEVEL": "WARNING"}
+    t0 = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "surge"), "seed", "--products", str(products)], env=env,
+                   check=True)
+    return round(time.perf_counter() - t0, 1)
+
+
+async def run_bench(url: str, run: dict[str, Any], args) -> tuple[list[dict], dict]:
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    from storage.catalog_cache import LISTINGS_VERSION
+
+    from storage.pool import _init_connection
+
+    conn = await asyncpg.connect(run["database"])
+    await _init_connection(conn)
+    products = await conn.fetchval("select count(*) from products where status = 'active'")
+    redis = aioredis.Redis.from_url(run["redis"])
+    queries = query_mix(args.queries, args.seed)
+
+    async def bump() -> None:
+        await redis.incr(LISTINGS_VERSION)
+
+    # one unrecorded pass so both runs see warm PostgreSQL buffers and warm replicas
+    await measure(url, queries, min(len(queries), 100), 1, before=bump)
+    cold = await measure(url, queries, args.cold, args.concurrency, before=bump)
+    await measure(url, queries, len(queries), 1)  # fill the cache with every query of the mix
+    warm = await measure(url, queries, args.warm, args.concurrency)
+    explain = None
+    if args.explain:
+        from storage.catalog_store import load_categories
+        from storage.search.base import SearchQuery, parse_attribute_filters, subtree_ids
+        from storage.search.postgres import WORK_MEM, build_search_sql
+
+        tree = await load_categories(conn)
+        timed = []
+        for params in queries[:60]:
+            cat = params.get("category")
+            q = SearchQuery(q=params.get("q", ""), sort=params["sort"], page=params["page"], category=cat,
+                            category_ids=subtree_ids(tree.by_slug[cat], tree.parents) if cat else None,
+                            price_min=params.get("price_min"), price_max=params.get("price_max"),
+                            in_stock=True if params.get("in_stock") else None,
+                            attributes=parse_attribute_filters([params["attr"]]) if "attr" in params else ())
+            sql, qargs = build_search_sql(q)
+            async with conn.transaction():
+                await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+                t0 = time.perf_counter()
+                await conn.fetch(sql, *qargs)
+                timed.append(((time.perf_counter() - t0) * 1000, sql, qargs, params))
+        ms, sql, qargs, params = max(timed, key=lambda t: t[0])
+        async with conn.transaction():
+            await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            plan = await conn.fetch("explain (analyze, buffers) " + sql, *qargs)
+        explain = {"params": params, "ms": round(ms, 2), "plan": [r[0] for r in plan]}
+    await conn.close()
+    await redis.aclose()
+    runs = [{"system": "cold", "products": products, "concurrency": args.concurrency, **cold},
+            {"system": "warm", "products": products, "concurrency": args.concurrency, **warm}]
+    summary = {"target": "p95 <= 20 ms warm, <= 50 ms cold (100,000 products)",
+               "warm_p95_met": warm["p95_ms"] <= TARGET["warm_p95_ms"],
+               "cold_p95_met": cold["p95_ms"] <= TARGET["cold_p95_ms"], "distinct_queries": len(queries)}
+    if explain:
+        summary["slowest_sql_sample"] = {"params": explain["params"], "ms": explain["ms"]}
+        print("\n".join(explain["plan"]))
+    return runs, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--products", type=int, default=100_000)
+    p.add_argument("--cold", type=int, default=400, help="recorded cold requests")
+    p.add_argument("--warm", type=int, default=2000, help="recorded warm requests")
+    p.add_argument("--queries", type=int, default=300, help="distinct queries in the mix")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the slowest sampled query")
+    p.add_argument("--surge-url", default=None)
+    p.add_argument("--surge-data-dir", default=None, help="data dir of the running Surge (with --surge-url)")
+    args = p.parse_args(argv)
+    command = current_command()
+    extra: dict[str, Any] = {}
+    if args.surge_url:
+        run = json.loads((Path(args.surge_data_dir) / "run.json").read_text())
+        runs, summary = asyncio.run(run_bench(args.surge_url, run, args))
+    else:
+        from loadtests.servers import surge_up
+
+        # one client address asks far more than a shopper may: lift the per-address search limit
+        with surge_up({"SURGE_RATE_LIMITS": json.dumps({"search": "1000000/second"})}) as surge:
+            extra["seed_s"] = seed(surge.data_dir, args.products)
+            run = json.loads((surge.data_dir / "run.json").read_text())
+            runs, summary = asyncio.run(run_bench(surge.url, run, args))
+    summary.update(extra)
+    path = write_results(BENCH, runs, summary, command=command)
+    print_results(path)
+    return 1 if any(r["failures"] for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

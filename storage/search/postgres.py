@@ -1,0 +1,185 @@
+"""PostgreSQL search: weighted full-text (name A, tags B, description C) or trigram word similarity on
+the name (typos), filters, facets over the whole result set, and one page, in one statement.
+
+The matching rows are materialised once (a CTE); the count, every facet and the page are read from
+it, so facet counts and the total can never disagree with the hits.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from storage import catalog_store
+from storage.search.base import (PRICE_EDGES, SearchHit, SearchQuery, SearchResult, attribute_facet, price_facet,
+                                 rating_facet, roll_up_categories)
+
+WORK_MEM = "32MB"
+_ORDER = {  # every sort ends with the id: pages never overlap or skip
+    "relevance": [("rank", "desc"), ("id", "asc")],
+    "price_asc": [("price_min_minor", "asc"), ("id", "asc")],
+    "price_desc": [("price_min_minor", "desc"), ("id", "asc")],
+    "newest": [("created_at", "desc"), ("id", "desc")],
+    "rating": [("rating_avg", "desc"), ("rating_count", "desc"), ("id", "asc")],
+}
+
+
+def _order_by(sort: str, prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{col} {direction}" for col, direction in _ORDER[sort])
+
+
+def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
+    """The one statement a search runs, and its arguments (pure: unit-tested).
+
+    Cost model (EXPLAIN ANALYZE on 100,000 products): the matches are materialised narrow (no text
+    columns); every facet and the total come from one pass over them (GROUPING SETS); only the page's
+    rows are joined back for names and prices. Relevance is computed only when sorting by it, and
+    the trigram similarity only for rows the full-text query missed (typos)."""
+    args: list[Any] = []
+
+    def arg(value: Any, cast: str = "") -> str:
+        args.append(value)
+        return f"${len(args)}{cast}"
+
+    conds = ["p.status = 'active'"]
+    q = " ".join(query.q.split())
+    rank = "0::float4"
+    if q:
+        qp = arg(q)
+        tsq = f"websearch_to_tsquery('english', {qp})"
+        conds.append(f"(p.search_doc @@ {tsq} or {qp} <% p.name)")
+        if query.effective_sort == "relevance":
+            # full-text matches first (name A > tags B > description C), then typo matches by similarity
+            rank = (f"(case when p.search_doc @@ {tsq} then 1 + ts_rank_cd(p.search_doc, {tsq}) "
+                    f"else word_similarity({qp}, p.name) end)::float4")
+    if query.category_ids is not None:
+        conds.append(f"p.category_id = any({arg(list(query.category_ids), '::int8[]')})")
+    if query.price_min is not None:
+        conds.append(f"p.price_min_minor >= {arg(query.price_min, '::int8')}")
+    if query.price_max is not None:
+        conds.append(f"p.price_min_minor < {arg(query.price_max, '::int8')}")
+    if query.rating_min is not None:
+        conds.append(f"p.rating_avg >= {arg(query.rating_min, '::numeric')}")
+    if query.in_stock is not None:
+        conds.append(f"p.in_stock = {arg(query.in_stock, '::bool')}")
+    for k, v in query.attributes:  # one containment test per pair (jsonb_path_ops index)
+        conds.append(f"p.attributes @> {arg(json.dumps({k: v}), '::text::jsonb')}")
+    order = _order_by(query.effective_sort)
+    page_order = _order_by(query.effective_sort, "page.")
+    edges = arg(list(PRICE_EDGES), "::int8[]")
+    limit, offset = arg(query.per_page, "::int8"), arg(query.offset, "::int8")
+    sql = f"""
+with m as materialized (
+    select p.id, p.category_id, p.price_min_minor, p.rating_avg, p.rating_count, p.in_stock, p.created_at,
+           p.attributes, {rank} as rank
+    from products p
+    where {' and '.join(conds)}
+),
+f as (
+    select grouping(category_id, b, fl, in_stock, attributes) as g, category_id, b, fl, in_stock, attributes,
+           count(*) as n
+    from (select category_id, width_bucket(price_min_minor, {edges}) as b,
+                 case when rating_count > 0 then floor(rating_avg)::int end as fl, in_stock, attributes from m) x
+    group by grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ())
+),
+page as (  -- ORDER BY + LIMIT straight on the matches: a top-N sort, not a sort of every match
+    select * from m order by {order} limit {limit} offset {offset}
+)
+select
+    (select coalesce(json_agg(json_build_array(p.id, p.slug, p.name, p.price_min_minor, p.price_max_minor,
+            (select max(v.compare_at_minor) from variants v where v.product_id = p.id),
+            p.currency, p.image_urls[1], p.in_stock, p.rating_avg, p.rating_count, p.category_id) order by {page_order}), '[]')
+     from page join products p on p.id = page.id) as hits,
+    (select coalesce(json_agg(json_build_array(g, category_id, b, fl, in_stock, n)), '[]')
+     from f where g <> 30) as facets,
+    (select coalesce(json_agg(json_build_array(k, v, n)), '[]')
+     from (select e.key as k, e.value as v, sum(f.n)::int8 as n
+           from f, jsonb_each_text(f.attributes) e where f.g = 30 group by 1, 2) a) as attrs
+"""
+    return sql, args
+
+
+# grouping() bits, high to low: category_id, b, fl, in_stock, attributes (1 = not grouped by it)
+_G_CATEGORY, _G_PRICE, _G_RATING, _G_STOCK, _G_TOTAL = 0b01111, 0b10111, 0b11011, 0b11101, 0b11111
+
+
+def split_facet_rows(rows: list[list[Any]]) -> tuple[int, dict[int, int], dict[int, int], dict[int, int], dict[bool, int]]:
+    """GROUPING SETS rows -> (total, per category, per price bucket, per rating floor, per in-stock) (pure)."""
+    total, cats, prices, ratings, stock = 0, {}, {}, {}, {}
+    for g, cid, bucket, floor_, in_stock, n in rows:
+        if g == _G_TOTAL:
+            total = n
+        elif g == _G_CATEGORY and cid is not None:
+            cats[cid] = n
+        elif g == _G_PRICE and bucket is not None:
+            prices[bucket] = n
+        elif g == _G_RATING and floor_ is not None:
+            ratings[floor_] = n
+        elif g == _G_STOCK and in_stock is not None:
+            stock[bool(in_stock)] = n
+    return total, cats, prices, ratings, stock
+
+
+def build_suggest_sql(prefix: str, limit: int) -> tuple[str, list[Any]]:
+    """Product names that contain the typed text (or, from three letters, look like it), best first;
+    then category names. Short prefixes use the name's lower-case prefix index only."""
+    p = " ".join(prefix.split())
+    like = p.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if len(p) < 3:
+        cond = "lower(p.name) like $2"
+        pattern = like + "%"
+    else:
+        cond = "(p.name ilike $2 or $1 <% p.name)"
+        pattern = "%" + like + "%"
+    sql = f"""
+(select 'product' as kind, p.name as text, p.slug, word_similarity($1, p.name) as score
+ from products p where p.status = 'active' and {cond}
+ order by (lower(p.name) like lower($1) || '%') desc, word_similarity($1, p.name) desc, p.name limit $3)
+union all
+(select 'category', c.name, c.slug, 1.0 from categories c where c.name ilike '%' || $1 || '%' order by c.name limit 3)
+"""
+    return sql, [p, pattern, limit]
+
+
+class PostgresBackend:
+    def __init__(self, pool: asyncpg.Pool, categories: catalog_store.CategorySource | None = None):
+        self.pool = pool
+        self.categories = categories or catalog_store.CategorySource(pool)
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        sql, args = build_search_sql(query)
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            # the materialised matches of a broad query stay in memory instead of spilling to disk
+            await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            row = await conn.fetchrow(sql, *args)
+        total, direct, prices, ratings, stock = split_facet_rows(json.loads(row["facets"]))
+        tree = await self.categories.get()
+        if any(cid not in tree.names for cid in direct):
+            tree = await self.categories.get(refresh=True)
+        hits = [SearchHit(id=h[0], slug=h[1], name=h[2], price_min_minor=h[3], price_max_minor=h[4],
+                          compare_at_minor=h[5], currency=h[6], image_url=h[7], in_stock=h[8],
+                          rating_avg=float(h[9]), rating_count=h[10], category_id=h[11])
+                 for h in json.loads(row["hits"])]
+        facets = {
+            "category": roll_up_categories(direct, tree.parents, tree.names),
+            "price": price_facet(prices),
+            "rating": rating_facet(ratings),
+            "in_stock": [{"value": v, "count": stock[v]} for v in (True, False) if stock.get(v)],
+            "attributes": attribute_facet(json.loads(row["attrs"])),
+        }
+        return SearchResult(total=total, page=query.page, per_page=query.per_page, hits=hits, facets=facets)
+
+    async def suggest(self, prefix: str, limit: int = 8) -> list[dict[str, Any]]:
+        if len(prefix.strip()) < 2:
+            return []
+        sql, args = build_suggest_sql(prefix, limit)
+        rows = await self.pool.fetch(sql, *args)
+        return [{"kind": r["kind"], "text": r["text"], "slug": r["slug"]} for r in rows]
+
+    async def index_products(self, product_ids: Iterable[int]) -> int:
+        return 0  # the products table is the index
+
+    async def close(self) -> None:
+        return None
