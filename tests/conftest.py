@@ -26,7 +26,13 @@ DEMO_CUSTOMER = ("customer@example.com", "password123")
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: 0 if item.get_closest_marker("lifecycle") else 1)
+    # lifecycle first (before the shared stack exists); fuzz last (generated admin requests may change
+    # any shared row, the demo data included, so nothing runs after them on the same stack)
+    def order(item) -> int:
+        if item.get_closest_marker("lifecycle"):
+            return 0
+        return 2 if item.get_closest_marker("fuzz") else 1
+    items.sort(key=order)
 
 
 def free_port() -> int:

@@ -40,11 +40,11 @@ async def insert_order(db, customer_id: uuid.UUID | None, lines: list[tuple[str,
     async with db.acquire() as conn, conn.transaction():
         oid = await conn.fetchval(
             """insert into orders (number, cart_id, idempotency_key, customer_id, email, status, currency,
-                                   subtotal_minor, total_minor, shipping_method, shipping_address, reservation_id,
-                                   payment_key, expires_at, paid_at)
+                                   subtotal_minor, total_minor, shipping_method, shipping_address, reservation_ids,
+                                   payment_key, expires_at, paid_at, request_fingerprint)
                values ('ORD-' || nextval('order_number_seq'), $1, $1, $2, 'buyer@example.com', $3, 'USD', 100, 100,
-                       'standard', '{}'::jsonb, $1, $1, now() + interval '1 hour',
-                       case when $3 = 'pending_payment' then null else now() end) returning id""",
+                       'standard', '{}'::jsonb, array[$1], $1, now() + interval '1 hour',
+                       case when $3 = 'pending_payment' then null else now() end, $1) returning id""",
             f"cart-{u}", customer_id, status)
         for sku, pid, qty in lines:
             await conn.execute("insert into order_lines (order_id, sku, product_id, name, quantity, unit_price_minor, "

@@ -53,8 +53,8 @@ async def test_support_view_shows_a_customers_orders_and_carts(api, make_custome
     number = f"ORD-{uuid.uuid4().int % 10**12}"
     await db.execute(
         "insert into orders (number, cart_id, idempotency_key, customer_id, email, status, currency, subtotal_minor, "
-        "total_minor, shipping_method, shipping_address, reservation_id, payment_key, expires_at) "
-        "values ($1, $2, $3, $4, $5, 'paid', 'USD', 1999, 1999, 'standard', $6, $7, $8, now() + interval '1 hour')",
+        "total_minor, shipping_method, shipping_address, reservation_ids, payment_key, expires_at, request_fingerprint) "
+        "values ($1, $2, $3, $4, $5, 'paid', 'USD', 1999, 1999, 'standard', $6, array[$7], $8, now() + interval '1 hour', $7)",
         number, cart_id, uuid.uuid4().hex, cid, customer.email, {"city": "x"}, uuid.uuid4().hex, uuid.uuid4().hex)
     orders = await api.get(f"/admin/users/{customer.user_id}/orders", headers=admin_user_headers)
     assert orders.status_code == 200 and [o["number"] for o in orders.json()] == [number]

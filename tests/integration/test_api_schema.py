@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import ADMIN_TOKEN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
