@@ -1,6 +1,15 @@
 """Realtime hub fan-out: many sockets on one hot product topic, commit-to-client latency.
 
-    python -m loadtests.bench_realtime [--clients 1000 5000 10000] [--procs 4] [--changes 200] [--rate 20]
+    python -m loadtests.bench_realtime [--clients 1000 5000 10000] [--hub-impl queued direct]
+                                       [--client raw] [--procs 4] [--changes 200] [--rate 20]
+
+`--hub-impl`: the bench starts its own hub process per fan-out implementation (`python -m
+realtime.server --fanout queued|direct`, beside the one `surge up` runs: every hub reads the event
+streams itself) and, for each client count, runs every implementation back to back against the same
+Surge, so old and new path are measured in one run; the summary gives their ratios. Without it, the
+clients connect to `surge up`'s own hub. Each bench hub also stamps the time it wrote each frame to
+one client in 100 (`--stamps`): `hub_send_p50_ms`/`hub_send_p99_ms` are those stamps minus the 201
+time, i.e. latency without the client processes' own scheduling.
 
 Starts a Surge (`surge up`), raises this process's open-file limit to the hard limit and the hub's
 (`python -m realtime.server`) too if it is below what the largest run needs. For each client
@@ -91,8 +100,69 @@ def percentile(sorted_vals: list[float], q: float) -> float | None:
     return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * q))]
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_hub(run: dict, impl: str, work: Path) -> tuple[subprocess.Popen, str, Path]:
+    """A hub process of our own with fan-out `impl`, on loopback, reading Surge's streams."""
+    port = free_port()
+    stamps = work / f"stamps-{impl}.json"
+    log = open(work / f"hub-{impl}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
+         "--redis-url", run["redis"], "--database-url", run["database"], "--fanout", impl, "--stamps", str(stamps)],
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, f"ws://127.0.0.1:{port}", stamps
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    stop_hub(proc)
+    raise RuntimeError(f"bench hub ({impl}) did not start; see {work / f'hub-{impl}.log'}")
+
+
+def stop_hub(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def hub_stamps(hub: psutil.Process, path: Path | None, done: dict[int, float]) -> list[float]:
+    """Ask the hub (SIGUSR1) for its sampled send times; latency of each = sent - 201 time."""
+    if path is None:
+        return []
+    path.unlink(missing_ok=True)
+    hub.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not path.exists():
+        return []
+    out = []
+    for frame, t in json.loads(path.read_text()):
+        msg = json.loads(frame)
+        at = done.get((msg.get("data") or {}).get("available")) if "topic" in msg and msg["topic"].startswith("product:") else None
+        if at is not None:
+            out.append((t - at) * 1000)
+    return sorted(out)
+
+
 def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, changes: int, rate: float,
-            compression: str, connect_timeout_s: float, rss_idle: int) -> dict:
+            compression: str, connect_timeout_s: float, rss_idle: int, client: str = "raw",
+            hub_impl: str | None = None, stamps: Path | None = None) -> dict:
     sku = f"RT-{uuid.uuid4().hex[:8]}"
     topic = f"product:{sku}"
     admin = {"Authorization": f"Bearer {surge.admin_token}"}
@@ -118,7 +188,8 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
             continue
         children.append(subprocess.Popen(
             [sys.executable, "-m", "loadtests.ws_clients", "--url", hub_url, "--topic", topic, "--n", str(n),
-             "--out", str(work / f"p{i}"), "--max-seconds", str(max_seconds), "--compression", compression],
+             "--out", str(work / f"p{i}"), "--max-seconds", str(max_seconds), "--compression", compression,
+             "--client", client],
             cwd=REPO_ROOT))
     try:
         ready: dict[int, dict] = {}
@@ -165,6 +236,7 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         cpu_after = cpu_s(hub)
         rss_end = hub.memory_info().rss
         hub_conns = hub_established(hub)
+        sent_ms = hub_stamps(hub, stamps, done)
     finally:
         for child in children:
             if child.poll() is None:
@@ -209,11 +281,14 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
     mb = 1024 * 1024
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     return {
-        "system": "hub", "clients": clients, "connected": connected,
+        "system": "hub", "hub_impl": hub_impl or "surge-up", "client": client, "clients": clients, "connected": connected,
         "req_per_s": round(len(latencies) / changes_s, 1) if changes_s else 0.0,  # matched frames delivered/s
         "p50_ms": round(p50, 2) if p50 is not None else None,
         "p99_ms": round(p99, 2) if p99 is not None else None,
         "max_ms": round(latencies[-1], 2) if latencies else None,
+        "hub_send_p50_ms": round(percentile(sent_ms, 0.5), 2) if sent_ms else None,
+        "hub_send_p99_ms": round(percentile(sent_ms, 0.99), 2) if sent_ms else None,
+        "hub_send_samples": len(sent_ms),
         "rss_before_mb": round(rss_before / mb, 1), "rss_mb": round(rss_after / mb, 1),
         "rss_end_mb": round(rss_end / mb, 1),
         "rss_kb_per_conn": round((rss_after - rss_before) / 1024 / connected, 1) if connected else None,
@@ -222,6 +297,7 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         "hub_cpu_s": round(cpu_after - cpu_before, 2),
         "hub_cpu_connect_s": round(cpu_connected - cpu_before, 2),
         "hub_cpu_changes_s": round(cpu_after - cpu_connected, 2),
+        "hub_cpu_ms_per_change": round((cpu_after - cpu_connected) * 1000 / changes, 2) if changes else None,
         "client_procs_cpu_s": round(client_cpu, 2),
         "frames": frames, "frames_matched": len(latencies), "frames_unmatched": unmatched,
         "frames_per_client": round(len(latencies) / connected, 1) if connected else None,
@@ -233,6 +309,23 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
     }
 
 
+def compare(runs: list[dict]) -> dict:
+    """Per client count, the direct fan-out's figures as ratios of the queued one's (same run)."""
+    out = {}
+    for n in sorted({r["clients"] for r in runs}):
+        by = {r["hub_impl"]: r for r in runs if r["clients"] == n}
+        old, new = by.get("queued"), by.get("direct")
+        if not old or not new:
+            continue
+        ratios = {}
+        for key in ("p50_ms", "p99_ms", "hub_send_p50_ms", "hub_send_p99_ms", "hub_cpu_ms_per_change",
+                    "frames_per_client", "rss_kb_per_conn"):
+            if old.get(key) and new.get(key) is not None:
+                ratios[f"{key}_direct_over_queued"] = round(new[key] / old[key], 3)
+        out[str(n)] = ratios
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m loadtests.bench_realtime", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,28 +335,48 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=20)
     p.add_argument("--compression", choices=["deflate", "none"], default="deflate",
                    help="permessage-deflate as browsers offer it (default), or none")
+    p.add_argument("--hub-impl", nargs="+", choices=["queued", "direct"], default=None,
+                   help="run each client count against a bench hub per fan-out implementation, back to back")
+    p.add_argument("--client", choices=["raw", "websockets"], default="raw",
+                   help="client processes: raw asyncio protocol on uvloop (least CPU per frame) or the websockets client")
     p.add_argument("--connect-timeout", type=float, default=180, help="seconds allowed to open all sockets")
     args = p.parse_args()
     own = raise_own_nofile()
     print(f"driver RLIMIT_NOFILE: {own}", flush=True)
     runs = []
     with surge_up() as surge:
-        hub_url = json.loads((surge.data_dir / "run.json").read_text())["hub"]
-        hub = find_hub(surge.pid)
-        fd_note = ensure_hub_nofile(hub, max(args.clients) + 256)
-        rss_idle = hub.memory_info().rss
-        print(f"hub pid {hub.pid} at {hub_url}; nofile: {fd_note}", flush=True)
-        for n in args.clients:
-            run = one_run(surge, hub, hub_url, n, args.procs, args.changes, args.rate, args.compression,
-                          args.connect_timeout, rss_idle)
-            print(f"  {n}: connected {run['connected']}, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, "
-                  f"rss {run['rss_before_mb']} -> {run['rss_mb']} MB ({run['rss_kb_per_conn']} KB/conn), "
-                  f"hub cpu {run['hub_cpu_s']} s, frames {run['frames']}, dropped {run['dropped']}", flush=True)
-            runs.append(run)
-            if not hub.is_running():
-                print("  hub process is gone; stopping", flush=True)
-                break
-    largest = max(runs, key=lambda r: r["clients"])
+        run_info = json.loads((surge.data_dir / "run.json").read_text())
+        hubs: dict[str, tuple] = {}  # impl -> (Popen, psutil.Process, url, stamps path, idle rss)
+        try:
+            if args.hub_impl:
+                for impl in args.hub_impl:
+                    proc, url, stamps = start_hub(run_info, impl, surge.data_dir)
+                    ps = psutil.Process(proc.pid)
+                    hubs[impl] = (proc, ps, url, stamps, ps.memory_info().rss)
+                fd_note = {impl: ensure_hub_nofile(h[1], max(args.clients) + 256) for impl, h in hubs.items()}
+            else:
+                ps = find_hub(surge.pid)
+                hubs[None] = (None, ps, run_info["hub"], None, ps.memory_info().rss)
+                fd_note = ensure_hub_nofile(ps, max(args.clients) + 256)
+            print(f"hubs {[(impl, h[1].pid, h[2]) for impl, h in hubs.items()]}; nofile: {fd_note}", flush=True)
+            for n in args.clients:
+                for impl, (_proc, hub, hub_url, stamps, rss_idle) in hubs.items():
+                    run = one_run(surge, hub, hub_url, n, args.procs, args.changes, args.rate, args.compression,
+                                  args.connect_timeout, rss_idle, client=args.client, hub_impl=impl, stamps=stamps)
+                    print(f"  {n} [{run['hub_impl']}]: connected {run['connected']}, p50 {run['p50_ms']} ms, "
+                          f"p99 {run['p99_ms']} ms, hub-send p50 {run['hub_send_p50_ms']} p99 {run['hub_send_p99_ms']} ms, "
+                          f"rss {run['rss_before_mb']} -> {run['rss_mb']} MB ({run['rss_kb_per_conn']} KB/conn), "
+                          f"hub cpu {run['hub_cpu_changes_s']} s in changes, frames {run['frames']}, "
+                          f"dropped {run['dropped']}", flush=True)
+                    runs.append(run)
+                    if not hub.is_running():
+                        raise RuntimeError(f"hub {impl} is gone")
+        finally:
+            for proc, *_ in hubs.values():
+                if proc is not None:
+                    stop_hub(proc)
+    headline = [r for r in runs if r["hub_impl"] in ("direct", "surge-up")] or runs
+    largest = max(headline, key=lambda r: r["clients"])
     met = (largest["clients"] >= TARGET_CLIENTS and largest["connected"] >= TARGET_CLIENTS
            and largest["p99_ms"] is not None and largest["p99_ms"] <= TARGET_P99_MS)
     summary = {
@@ -273,15 +386,22 @@ def main() -> None:
         "target_met": met,
         "hub_nofile": fd_note,
         "procs": args.procs, "changes": args.changes, "rate": args.rate, "compression": args.compression,
+        "client": args.client, "hub_impl": args.hub_impl,
+        "direct_vs_queued": compare(runs),
         "note": ("latency = client receive time - time the driver got the 201 for the change with that "
                  "`available` (commit-to-client + at most the HTTP response); client processes share the "
-                 "2 cores with the hub and Surge, so client-side scheduling is included. req_per_s = "
-                 "matched frames delivered per second."),
+                 "2 cores with the hub and Surge, so client-side scheduling is included. hub_send_* = the "
+                 "hub's own stamp when it wrote the frame to a sampled socket (1 in 100) - the same 201 "
+                 "time: no client scheduling in it. hub_impl queued = every frame through each client's "
+                 "sender task (the previous path); direct = one pass writes each frame, encoded once, to "
+                 "every idle socket; both read the streams with the same dispatcher (a batch's stock levels "
+                 "coalesced per SKU). req_per_s = matched frames delivered per second."),
     }
     path = write_results("realtime", runs, summary)
-    table = ["clients  connected  p50_ms  p99_ms  rss_mb  kb/conn  hub_cpu_s  frames  dropped"]
+    table = ["impl      clients  connected  p50_ms  p99_ms  send_p99  rss_mb  kb/conn  hub_cpu_s  frames  dropped"]
     for r in runs:
-        table.append(f"{r['clients']:>7}  {r['connected']:>9}  {r['p50_ms']!s:>6}  {r['p99_ms']!s:>6}  "
+        table.append(f"{r['hub_impl']:<8}  {r['clients']:>7}  {r['connected']:>9}  {r['p50_ms']!s:>6}  {r['p99_ms']!s:>6}  "
+                     f"{r['hub_send_p99_ms']!s:>8}  "
                      f"{r['rss_mb']:>6}  {r['rss_kb_per_conn']!s:>7}  {r['hub_cpu_s']:>9}  {r['frames']:>6}  "
                      f"{r['dropped']:>7}")
     print("\n".join(table))

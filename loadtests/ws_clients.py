@@ -2,7 +2,8 @@
 
     python -m loadtests.ws_clients --url ws://127.0.0.1:PORT --topic product:SKU --n 2500 --out DIR/p0
 
-Opens `--n` connections in batches of `--batch` (each batch waits for its subscribe acks before the
+Opens `--n` connections (`--client raw`, a bare asyncio websocket protocol that costs little CPU
+per frame, or `--client websockets`, the library's client) in batches of `--batch` (each batch waits for its subscribe acks before the
 next starts, so there is no SYN storm), subscribes each to `--topic`, then writes `OUT.ready.json`
 ({"connected", "failed", "errors"}). From then on, it records, for every frame of the topic, its
 `available` and the receive time (`time.time()`), until SIGTERM/SIGINT or `--max-seconds`; then
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import json
 import os
 import resource
 import signal
+import struct
 import time
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
@@ -76,6 +80,125 @@ async def one_client(url: str, topic: str, rec: Recorder, acked: asyncio.Future,
             acked.set_result(False)
 
 
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """A client frame (clients must mask, RFC 6455 section 5.3)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return head + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else head + mask
+
+
+class RawClient(asyncio.Protocol):
+    """The cheapest websocket subscriber we could write, so that the benchmark's client processes
+    (on the same cores as the hub) cost as little as possible per frame: a bare asyncio protocol
+    that does the opening handshake, sends one subscribe frame, answers pings, and for each text
+    frame of the topic records its `available` (found in the bytes, no JSON decoding) and the time
+    its TCP segment was read. Server frames are unmasked and unfragmented here (the hub sends whole
+    small text frames)."""
+
+    def __init__(self, host: str, path: str, topic: str, rec: Recorder, acked: asyncio.Future):
+        self.host, self.path, self.topic, self.rec, self.acked = host, path, topic, rec, acked
+        self.buf = b""
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+        self.needle = b'"topic":"' + topic.encode() + b'"'
+        self.closed_by_server = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buf = self.buf + data if self.buf else data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = buf
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self._fail(buf.split(b"\r\n", 1)[0].decode(errors="replace"))
+                return
+            self.upgraded = True
+            buf = buf[end + 4:]
+            self.transport.write(_masked(0x1, json.dumps({"op": "subscribe", "topics": [self.topic]}).encode()))
+        pos, size = 0, len(buf)
+        rec = self.rec
+        while size - pos >= 2:
+            b0, n = buf[pos], buf[pos + 1] & 0x7F
+            start = pos + 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n = (buf[pos + 2] << 8) | buf[pos + 3]
+                start = pos + 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                start = pos + 10
+            end = start + n
+            if end > size:
+                break
+            opcode = b0 & 0x0F
+            if opcode == 0x1:
+                if buf.find(self.needle, start, end) >= 0:
+                    i = buf.find(b'"available":', start, end) + 12
+                    j = i
+                    while buf[j] in b"-0123456789":
+                        j += 1
+                    rec.available.append(int(buf[i:j]))
+                    rec.t.append(now)
+                elif not self.acked.done() and buf.find(b'"subscribed"', start, end) >= 0:
+                    rec.connected += 1
+                    self.acked.set_result(True)
+            elif opcode == 0x9:  # ping: answer, or the hub's keepalive closes us
+                self.transport.write(_masked(0xA, bytes(buf[start:end])))
+            elif opcode == 0x8:
+                code = str(int.from_bytes(buf[start:start + 2], "big")) if n >= 2 else "1005"
+                self.closed_by_server = True
+                if not rec.stopping:
+                    rec.dropped += 1
+                    rec.close_codes[code] += 1
+                self.transport.close()
+                return
+            pos = end
+        self.buf = buf[pos:] if pos < size else b""
+
+    def _fail(self, why: str) -> None:
+        if not self.acked.done():
+            self.rec.failed += 1
+            self.rec.errors[why] += 1
+            self.acked.set_result(False)
+        self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        if not self.acked.done():
+            self.rec.failed += 1
+            self.rec.errors["no-ack"] += 1
+            self.acked.set_result(False)
+        elif not self.closed_by_server and not self.rec.stopping:
+            self.rec.dropped += 1
+            self.rec.close_codes[type(exc).__name__ if exc else "eof"] += 1
+
+
+async def one_raw_client(url: str, topic: str, rec: Recorder, acked: asyncio.Future, open_timeout: float) -> None:
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.create_connection(
+            lambda: RawClient(parts.netloc, parts.path or "/", topic, rec, acked), parts.hostname, parts.port),
+            open_timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        if not acked.done():
+            rec.failed += 1
+            rec.errors[type(exc).__name__] += 1
+            acked.set_result(False)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     rec = Recorder()
     stop = asyncio.Event()
@@ -92,7 +215,11 @@ async def main_async(args: argparse.Namespace) -> None:
         for _ in range(min(args.batch, args.n - start)):
             fut = loop.create_future()
             acks.append(fut)
-            tasks.append(asyncio.create_task(one_client(args.url, args.topic, rec, fut, compression, args.open_timeout)))
+            if args.client == "raw":
+                tasks.append(asyncio.create_task(one_raw_client(args.url, args.topic, rec, fut, args.open_timeout)))
+            else:
+                tasks.append(asyncio.create_task(one_client(args.url, args.topic, rec, fut, compression,
+                                                            args.open_timeout)))
         try:
             await asyncio.wait_for(asyncio.gather(*acks), timeout=args.open_timeout + 5)
         except asyncio.TimeoutError:
@@ -126,12 +253,24 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--open-timeout", type=float, default=20)
     p.add_argument("--max-seconds", type=float, default=600)
-    p.add_argument("--compression", choices=["deflate", "none"], default="deflate")
+    p.add_argument("--compression", choices=["deflate", "none"], default="deflate",
+                   help="what the websockets client offers (the raw client offers no extension)")
+    p.add_argument("--client", choices=["raw", "websockets"], default="raw",
+                   help="raw: a bare asyncio protocol, the least CPU per frame (default); websockets: the library's client")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                   help="event loop of this client process: uvloop (default, less CPU per frame) or asyncio")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(main_async(args))
+    try:
+        import uvloop
+    except ImportError:  # not in every environment: the standard loop costs more CPU per frame
+        uvloop = None
+    if args.loop == "uvloop" and uvloop is not None:
+        uvloop.run(main_async(args))
+    else:
+        asyncio.run(main_async(args))
     os._exit(0)  # no closing handshakes: the kernel closes the sockets
 
 

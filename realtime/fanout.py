@@ -113,11 +113,15 @@ class EventFanout:
                 self.hub.publish("admin", self.feeds.summary[1], seq=seq)
             return
         carts: list[dict] = []
+        levels: dict[str, dict] = {}  # sku -> its newest level in this batch
         for _entry_id, fields in entries:
             kind, seq, payload = fields.get("type"), int(fields.get("id") or 0), json.loads(fields["payload"])
             if kind == "StockLevelChanged":
-                self.hub.publish(f"product:{payload['sku']}",
-                                 level_data(payload["sku"], payload["available"], payload["on_hand"]), seq=payload["version"])
+                # latest wins: a batch that holds several levels of one SKU (the hub fell behind a
+                # burst) costs one pass over that product's sockets, not one per level
+                newest = levels.get(payload["sku"])
+                if newest is None or payload["version"] > newest["version"]:
+                    levels[payload["sku"]] = payload
             elif kind in ALERTS:
                 self.hub.publish("admin", {"kind": "alert", "type": kind, "sku": payload["sku"],
                                            "available": payload.get("available", 0), "at": payload["occurred_at"]}, seq=seq)
@@ -137,6 +141,9 @@ class EventFanout:
                     state = await live_views.order_state(self.pool, payload["number"])
                     if state is not None:
                         self.hub.publish(topic, state[1], seq=state[0])
+        for sku, payload in levels.items():
+            self.hub.publish(f"product:{sku}", level_data(sku, payload["available"], payload["on_hand"]),
+                             seq=payload["version"])
         watched = [c for c in carts if self.hub.watched(f"cart:{c['cart_id']}")]
         if watched:
             skus = sorted({sku for c in watched for sku, _ in c["lines"]})

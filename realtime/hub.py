@@ -1,7 +1,14 @@
 """Topic fan-out for the realtime hub, following the `websockets` broadcasting guide.
 
-- `publish` never awaits a client: it hands the frame to each subscriber's `Client`, whose own
-  sender task writes to the socket. A slow client delays nobody else.
+- `publish` never awaits a client. A frame is encoded once per topic update (JSON, then the
+  websocket frame's bytes: server frames are unmasked, so every socket gets the same bytes). With
+  `fanout="direct"` (the default) one pass writes those bytes straight to each idle socket's
+  transport, as `websockets.broadcast()` does, with no per-client task wakeup; a client that is
+  not idle (its transport is paused above the write limit, its sender is busy, or it has frames
+  pending) gets the frame through its own bounded outbox and sender task instead, so order,
+  coalescing and the resync rule below still hold and a slow client delays nobody else. With
+  `fanout="queued"` every frame goes through the outbox and sender task (the previous path, kept
+  for comparison in `loadtests/bench_realtime.py --hub-impl`).
 - Stock ticks coalesce: a client holds at most one unsent frame per coalescing topic (the newest),
   so a slow reader of product pages skips stale levels instead of piling them up.
 - Other frames queue; a client whose backlog passes `max_pending` is closed with code 4000
@@ -25,8 +32,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 
 RESYNC_CODE = 4000
 COALESCING_PREFIXES = ("product:", "cart:", "order:")
@@ -39,19 +50,80 @@ def coalesces(topic: str) -> bool:
     return topic.startswith(COALESCING_PREFIXES)
 
 
+class Outgoing:
+    """One frame, encoded once for all its recipients: the UTF-8 payload and the whole websocket
+    frame (header + payload), built on first use."""
+
+    __slots__ = ("text", "_payload", "_wire")
+
+    def __init__(self, text: str):
+        self.text, self._payload, self._wire = text, None, None
+
+    @property
+    def payload(self) -> bytes:
+        if self._payload is None:
+            self._payload = self.text.encode()
+        return self._payload
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = Frame(Opcode.TEXT, self.payload).serialize(mask=False, extensions=[])
+        return self._wire
+
+
+def direct_writer(ws) -> Callable[[Outgoing], bool] | None:
+    """For a `websockets` asyncio connection, a function that writes a frame now, without awaiting,
+    when the socket can take it (True), or refuses (False: the transport is paused above its write
+    limit, or a fragmented send is in progress), so the caller queues it instead. A connection that
+    is no longer open takes (and drops) the frame, as `broadcast()` skips it. Anything else (a test's
+    fake socket) has no direct writer."""
+    protocol = getattr(ws, "protocol", None)
+    if protocol is None or not hasattr(ws, "send_data") or not hasattr(ws, "paused"):
+        return None
+
+    def write(out: Outgoing) -> bool:
+        if ws.paused or ws.send_in_progress is not None:
+            return False
+        if protocol.state is not OPEN:
+            return True  # closing: nothing more to send; the handler unsubscribes it
+        if protocol.extensions:  # per-message compression: the protocol must build each frame
+            protocol.send_text(out.payload)
+            ws.send_data()
+        else:  # no extensions: every server frame is the same bytes
+            ws.transport.write(out.wire)
+        return True
+
+    return write
+
+
 class Client:
     """One connection's outbox: at most one pending frame per coalescing topic, a bounded backlog
     for the rest, and one task that sends them in order."""
 
+    __slots__ = ("ws", "max_pending", "pending", "wake", "dropped", "topics", "sending", "write_now", "stamps")
     _ids = itertools.count()
 
-    def __init__(self, ws, max_pending: int):
+    def __init__(self, ws, max_pending: int, direct: bool = False, stamps: list | None = None):
         self.ws = ws
         self.max_pending = max_pending
         self.pending: dict[object, str] = {}  # insertion-ordered
         self.wake = asyncio.Event()
         self.dropped = False
         self.topics: set[str] = set()
+        self.sending = False  # the sender task is inside a send (or waiting for the socket to drain)
+        self.write_now = direct_writer(ws) if direct else None
+        self.stamps = stamps  # (frame, time written) for a sample of clients: hub-side latency
+
+    def push(self, topic: str, out: Outgoing) -> bool:
+        """Write the frame now if this client is idle and its socket can take it; otherwise queue it
+        (`offer`). False when the client fell too far behind and must resync."""
+        if self.write_now is not None and not self.pending and not self.sending and not self.dropped \
+                and self.write_now(out):
+            if self.stamps is not None:
+                self.stamps.append((out.text, time.time()))
+            return True
+        return self.offer(topic, out.text)
 
     def offer(self, topic: str, frame: str) -> bool:
         """Queue a frame; False when the client fell too far behind and must resync."""
@@ -76,13 +148,26 @@ class Client:
                 await self.ws.close(RESYNC_CODE, "resync: client too slow")
                 return
             frames, self.pending = list(self.pending.values()), {}
-            for frame in frames:
-                await self.ws.send(frame)
+            self.sending = True
+            try:
+                for frame in frames:
+                    await self.ws.send(frame)
+                    if self.stamps is not None:
+                        self.stamps.append((frame, time.time()))
+            finally:
+                self.sending = False
 
 
 class Hub:
     def __init__(self, snapshot: Snapshot | None = None, max_pending: int = 256, replay_len: int = 128,
-                 max_replay_topics: int = 10_000):
+                 max_replay_topics: int = 10_000, fanout: str = "direct", stamp_every: int = 0):
+        if fanout not in ("direct", "queued"):
+            raise ValueError(f"fanout must be 'direct' or 'queued', not {fanout!r}")
+        self.direct = fanout == "direct"
+        # every `stamp_every`-th client records when each frame was written to it (0: none)
+        self.stamp_every = stamp_every
+        self.stamps: list[tuple[str, float]] = []
+        self._connections = itertools.count()
         self.subscribers: dict[str, set[Client]] = {}
         self.latest: dict[str, tuple[int, str]] = {}  # topic -> (seq, frame), for resume
         self.seq: dict[str, int] = {}
@@ -99,7 +184,8 @@ class Hub:
 
     def connect(self, ws) -> Client:
         self.connected += 1
-        return Client(ws, self.max_pending)
+        sampled = self.stamp_every and next(self._connections) % self.stamp_every == 0
+        return Client(ws, self.max_pending, self.direct, self.stamps if sampled else None)
 
     def disconnect(self, client: Client) -> None:
         self.connected -= 1
@@ -121,9 +207,13 @@ class Hub:
                 self.latest[topic] = (seq, frame)
         else:
             self._remember(topic, seq, frame)
-        for client in list(self.subscribers.get(topic, ())):
-            if not client.offer(topic, frame):
-                self.unsubscribe(client)
+        watchers = self.subscribers.get(topic)
+        if not watchers:
+            return
+        out = Outgoing(frame)
+        laggards = [client for client in watchers if not client.push(topic, out)]
+        for client in laggards:
+            self.unsubscribe(client)
 
     def _remember(self, topic: str, seq: int, frame: str) -> None:
         ring = self.recent.get(topic)

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import time
 from http import HTTPStatus
@@ -166,16 +167,28 @@ def _health(_conn: ServerConnection, request: Request) -> Response | None:
     return None
 
 
+def dump_stamps(hub: Hub, path: str) -> None:
+    stamps, hub.stamps[:] = list(hub.stamps), []
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(stamps, f, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
 async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
               database_url: str | None = None, origins: list[str] | None = None,
-              auth: AuthSettings | None = None, service_token: str | None = None) -> None:
+              auth: AuthSettings | None = None, service_token: str | None = None, fanout: str = "direct",
+              stamps_path: str | None = None, stamp_every: int = 100) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
-    hub = Hub(snapshot=snapshots(pool) if pool else None)
+    hub = Hub(snapshot=snapshots(pool) if pool else None, fanout=fanout,
+              stamp_every=stamp_every if stamps_path else 0)
     feeds = Feeds()
     gate = gatekeeper(pool, auth, service_token)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+    if stamps_path:  # benchmarks: SIGUSR1 writes the sampled send times so far, and starts afresh
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_stamps, hub, stamps_path)
     # Browsers send Origin: only the store's own pages may open a socket (cross-site websocket
     # hijacking); clients that send none (services, tests) are let in. No list = any origin.
     allowed = [*origins, None] if origins else None
@@ -207,11 +220,18 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None, help="Valkey/Redis holding the event streams")
     parser.add_argument("--database-url", default=None, help="PostgreSQL, for snapshots of current stock")
     parser.add_argument("--allowed-origin", action="append", default=[], help="an Origin browsers may connect from")
+    parser.add_argument("--fanout", choices=["direct", "queued"], default="direct",
+                        help="direct: one pass writes each frame to every idle socket (default); queued: every "
+                             "frame through each client's sender task (the old path, for benchmarks)")
+    parser.add_argument("--stamps", default=None, help="benchmarks: on SIGUSR1 write [frame, time sent] of a "
+                        "sample of clients (one in --stamp-every) to this file")
+    parser.add_argument("--stamp-every", type=int, default=100)
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
     auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
     asyncio.run(run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
-                    origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token))
+                    origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token,
+                    fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every))
 
 
 if __name__ == "__main__":

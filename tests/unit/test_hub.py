@@ -123,3 +123,94 @@ async def test_a_feed_topic_asks_for_a_resync_when_the_missed_frames_are_gone():
     await settle()
     assert ws.sent == [{"op": "resync", "topic": "admin"}]
     task.cancel()
+
+
+class FakeTransport:
+    def __init__(self):
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes):
+        self.written.append(data)
+
+
+class FakeConnection(FakeSocket):
+    """What the direct fan-out uses of a `websockets` connection: its protocol's state and
+    extensions, its transport, and whether writing is paused (buffer above the write limit)."""
+
+    def __init__(self, blocked: bool = False):
+        super().__init__(blocked)
+        from websockets.protocol import OPEN
+
+        self.protocol = type("P", (), {"state": OPEN, "extensions": []})()
+        self.transport = FakeTransport()
+        self.paused = False
+        self.send_in_progress = None
+
+    def send_data(self):  # pragma: no cover - only with extensions
+        raise AssertionError("no extensions: the pre-built frame is written as is")
+
+    def received(self) -> list[dict]:
+        """Frames written directly (unmasked server frames, short payloads) then by the sender task."""
+        direct = [json.loads(w[2:]) for w in self.transport.written]
+        return direct + self.sent
+
+
+async def test_direct_fanout_writes_one_shared_frame_to_every_idle_socket_without_waking_their_tasks():
+    hub = Hub(fanout="direct")
+    conns = [FakeConnection() for _ in range(3)]
+    clients = [hub.connect(c) for c in conns]
+    for client in clients:
+        await hub.subscribe(client, {"product:A"}, {})
+    hub.publish("product:A", {"available": 5}, seq=1)
+    # written during publish itself: no sender task ran, nothing queued
+    assert all(c.transport.written for c in conns) and all(not cl.pending for cl in clients)
+    frames = [c.transport.written[0] for c in conns]
+    assert frames[0] is frames[1] is frames[2]  # encoded once for everyone
+    assert frames[0][:2] == b"\x81" + bytes([len(frames[0]) - 2])  # one unmasked text frame
+    assert json.loads(frames[0][2:]) == {"topic": "product:A", "seq": 1, "data": {"available": 5}}
+
+
+async def test_direct_fanout_queues_and_coalesces_for_a_paused_socket_and_keeps_order_after():
+    hub = Hub(fanout="direct")
+    slow_ws, fast_ws = FakeConnection(blocked=True), FakeConnection()
+    slow, fast = hub.connect(slow_ws), hub.connect(fast_ws)
+    tasks = [asyncio.create_task(c.send_forever()) for c in (slow, fast)]
+    await hub.subscribe(slow, {"product:A"}, {})
+    await hub.subscribe(fast, {"product:A"}, {})
+    hub.publish("product:A", {"available": 9}, seq=1)
+    slow_ws.paused = True  # its buffer passed the write limit: the hub must not write to it now
+    for v in range(2, 30):
+        hub.publish("product:A", {"available": v}, seq=v)
+        await settle()
+    assert [m["seq"] for m in fast_ws.received()] == list(range(1, 30))
+    assert [m["seq"] for m in slow_ws.received()] == [1]
+    slow_ws.paused = False
+    await settle()  # its sender task was inside send(), blocked like a full socket
+    assert slow.sending
+    hub.publish("product:A", {"available": 30}, seq=30)  # busy sender: queued behind, never overtaking
+    slow_ws.gate.set()
+    await settle()
+    direct = lambda: [json.loads(w[2:])["seq"] for w in slow_ws.transport.written]  # noqa: E731
+    # 2 was already being sent; 3..29 coalesced and were replaced by 30 (latest wins)
+    assert direct() == [1] and [m["seq"] for m in slow_ws.sent] == [2, 30]
+    hub.publish("product:A", {"available": 31}, seq=31)  # idle again: written directly
+    assert direct() == [1, 31] and not slow.pending
+    for t in tasks:
+        t.cancel()
+
+
+async def test_direct_fanout_still_drops_a_laggard_with_the_resync_code():
+    hub = Hub(max_pending=3, fanout="direct")
+    ws = FakeConnection(blocked=True)
+    ws.paused = True
+    client = hub.connect(ws)
+    task = asyncio.create_task(client.send_forever())
+    await hub.subscribe(client, {"heartbeat"}, {})
+    for _ in range(6):
+        hub.publish("heartbeat", {})
+        await settle()
+    ws.gate.set()
+    await settle()
+    assert ws.closed == (RESYNC_CODE, "resync: client too slow")
+    assert client not in hub.subscribers.get("heartbeat", set())
+    task.cancel()
