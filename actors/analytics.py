@@ -106,11 +106,13 @@ class AnalyticsConsumer:
         for stream, entry_id, fields in batch:
             try:
                 if fields and fields[b"type"].decode() in COUNTED_TYPES:  # None: trimmed while pending
-                    events.append(StreamEvent(fields[b"event_id"].decode(), fields[b"type"].decode(),
-                                              json.loads(fields[b"payload"]), float(fields[b"at"])))
+                    event = StreamEvent(fields[b"event_id"].decode(), fields[b"type"].decode(),
+                                        json.loads(fields[b"payload"]), float(fields[b"at"]))
+                    fold([event], dict(self.cart_units))  # a payload the rules cannot read is refused here, alone
+                    events.append(event)
                 if fields:
                     self.through = max(self.through, int(fields[b"id"]))
-            except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            except (KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
                 log.error("event not understood; skipped", extra={"stream": stream, "entry_id": _text(entry_id),
                                                                    "error": repr(exc)})
         if events:

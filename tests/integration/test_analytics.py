@@ -115,3 +115,22 @@ async def test_product_page_subscriptions_count_as_views_in_the_funnel(stack, ap
     async def counted():
         return await views_today() >= before + 3
     await async_wait_for(counted, timeout_s=30, interval_s=0.3, what="three product views in today's funnel")
+
+
+async def test_an_event_the_rules_cannot_read_is_skipped_and_counting_goes_on(stack, api, db, admin_headers, directory):
+    """A malformed order event (here: no customer_id) once stopped the consumer for good: every retry
+    re-read it from the pending list. It is now logged and acknowledged alone."""
+    redis = create_redis(stack.urls.redis)
+    try:
+        await redis.xadd(stream_name("order"), {"id": 1, "event_id": "00000000-0000-4000-8000-000000000001",
+                                                "key": "ORD-1", "type": "OrderPaid", "at": 1.0,
+                                                "payload": '{"number": "ORD-1", "email": "x@example.com"}'})
+    finally:
+        await redis.aclose()
+    sku = await make_product(db, api, admin_headers, price_minor=700)
+    await buy(stack, sku, 1)
+
+    async def counted():
+        return await sku_figures(api, admin_headers, [sku]) == {sku: (1, 700)}
+    await async_wait_for(counted, timeout_s=60, interval_s=0.3, what="the order after the malformed one")
+    assert (await directory.call("analytics", 0, "ping"))["ready"] is True
