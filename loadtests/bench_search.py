@@ -116,7 +116,7 @@ def summarise(latencies: list[float]) -> dict[str, Any]:
 
 async def compare_paths(database: str, queries: list[dict[str, Any]], requests: int) -> tuple[list[dict], dict]:
     """The search backend before this change (`PostgresBackend(facet_cells=False, custom_plans=False)`:
-    every search counts its rows, generic plans allowed, one-branch text match) and after, on the
+    every search counts its rows, generic plans allowed) and after, on the
     same database and pool, query by query in turns (before, after, after, before, ...) so that the
     box's load falls on both alike. Every pair of answers must be equal (counted in `mismatches`).
     No HTTP and no cache: what PostgreSQL and the backend's Python cost per cold search."""

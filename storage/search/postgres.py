@@ -71,50 +71,37 @@ select
 """
 
 
-def build_search_sql(query: SearchQuery, *, legacy: bool = False) -> tuple[str, list[Any]]:
+def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
     """The one statement a search runs, and its arguments (pure: unit-tested).
 
     Cost model (EXPLAIN ANALYZE on 100,000 products): the matches are materialised narrow (no text
     columns); every facet and the total come from one pass over them (GROUPING SETS); only the page's
-    rows are joined back for names and prices. Relevance is computed only when sorting by it.
-
-    Full-text matches and typo matches are two branches of a UNION ALL, the second taking only
-    rows the first does not: the full-text branch is answered by its GIN index alone, without
-    evaluating `search_doc @@ query` again on every row (~2 us each; one condition `fulltext OR
-    trigram` made PostgreSQL re-check both on every match), and its rank needs no CASE.
-    `legacy`: the one-branch statement this replaced (equal answers), for the benchmark."""
+    rows are joined back for names and prices. Relevance is computed only when sorting by it, and
+    the trigram similarity only for rows the full-text query missed (typos): `fulltext OR trigram`
+    is one bitmap (BitmapOr) whose re-check stops at the full-text match. (Typo matches as a second
+    UNION ALL branch "where trigram and not fulltext" was tried and was 2-4x slower for words that
+    are in many names: every trigram candidate then pays word_similarity, ~10 us.)"""
     args: list[Any] = []
 
     def arg(value: Any, cast: str = "") -> str:
         args.append(value)
         return f"${len(args)}{cast}"
 
+    conds = ["p.status = 'active'"]
     q = " ".join(query.q.split())
-    cols = ("p.id, p.category_id, p.price_min_minor, p.rating_avg, p.rating_count, p.in_stock, p.created_at, "
-            "p.attributes")
-    relevance = query.effective_sort == "relevance"
+    rank = "0::float4"
     if q:
         qp = arg(q)
         tsq = f"websearch_to_tsquery('english', {qp})"
-    filters = _conditions(query, arg)
-    if not q:
-        matches = f"select {cols}, 0::float4 as rank from products p where {' and '.join(filters)}"
-    elif legacy:
-        # full-text matches first (name A > tags B > description C), then typo matches by similarity
-        rank = (f"(case when p.search_doc @@ {tsq} then 1 + ts_rank_cd(p.search_doc, {tsq}) "
-                f"else word_similarity({qp}, p.name) end)::float4" if relevance else "0::float4")
-        conds = [filters[0], f"(p.search_doc @@ {tsq} or {qp} <% p.name)", *filters[1:]]
-        matches = f"select {cols}, {rank} as rank from products p where {' and '.join(conds)}"
-    else:
-        # full-text matches first (name A > tags B > description C), then typo matches by similarity;
-        # `is not true`: a row whose document is null is a typo match, as it was in the CASE above
-        ft_rank = f"(1 + ts_rank_cd(p.search_doc, {tsq}))::float4" if relevance else "0::float4"
-        typo_rank = f"word_similarity({qp}, p.name)::float4" if relevance else "0::float4"
-        rest = " and ".join(filters)
-        matches = (f"select {cols}, {ft_rank} as rank from products p where p.search_doc @@ {tsq} and {rest}\n"
-                   f"    union all\n"
-                   f"    select {cols}, {typo_rank} from products p\n"
-                   f"    where {qp} <% p.name and (p.search_doc @@ {tsq}) is not true and {rest}")
+        conds.append(f"(p.search_doc @@ {tsq} or {qp} <% p.name)")
+        if query.effective_sort == "relevance":
+            # full-text matches first (name A > tags B > description C), then typo matches by similarity
+            rank = (f"(case when p.search_doc @@ {tsq} then 1 + ts_rank_cd(p.search_doc, {tsq}) "
+                    f"else word_similarity({qp}, p.name) end)::float4")
+    conds += _conditions(query, arg)[1:]
+    cols = ("p.id, p.category_id, p.price_min_minor, p.rating_avg, p.rating_count, p.in_stock, p.created_at, "
+            "p.attributes")
+    matches = f"select {cols}, {rank} as rank from products p where {' and '.join(conds)}"
     order = _order_by(query.effective_sort)
     page_order = _order_by(query.effective_sort, "page.")
     edges = arg(list(PRICE_EDGES), "::int8[]")
@@ -240,7 +227,6 @@ class PostgresBackend:
         # Both False: the path before migration 0007 (every search counts its matching rows, plans as
         # the plan cache picks them), kept for the benchmark's before/after; answers are equal.
         self.facet_cells = facet_cells
-        self.legacy = not (facet_cells or custom_plans)
         self.settings = f"set local work_mem = '{WORK_MEM}'" + (
             # asyncpg prepares each statement once per connection; after five runs PostgreSQL may
             # switch to a generic plan, which re-parses websearch_to_tsquery($1) on every row and
@@ -253,7 +239,7 @@ class PostgresBackend:
         if self.facet_cells and uses_facet_cells(query):
             sql, args = build_listing_sql(query)
         else:
-            sql, args = build_search_sql(query, legacy=self.legacy)
+            sql, args = build_search_sql(query)
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
             # the materialised matches of a broad query stay in memory instead of spilling to disk
             await conn.execute(self.settings)

@@ -166,11 +166,3 @@ def test_the_cells_price_buckets_are_the_facet_price_edges():
     migration = (Path(__file__).parents[2] / "storage/migrations/0007_search_facets.sql").read_text()
     edges = "{" + ",".join(str(e) for e in PRICE_EDGES) + "}"
     assert f"width_bucket(price, '{edges}'::int8[])" in migration
-
-
-def test_typo_matches_are_only_the_rows_full_text_missed():
-    sql, _ = build_search_sql(SearchQuery(q="hedphones"))
-    assert "union all" in sql and "(p.search_doc @@ websearch_to_tsquery('english', $1)) is not true" in sql
-    assert "case when p.search_doc" not in sql  # each branch ranks its own rows
-    legacy, _ = build_search_sql(SearchQuery(q="hedphones"), legacy=True)
-    assert "union all" not in legacy and "or $1 <% p.name" in legacy
