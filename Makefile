@@ -50,7 +50,7 @@ bench-checkout: install
 
 # search over 100,000 seeded products through the API: p50/p95/p99 cold (cache missed) and warm
 bench-search: install
-	$(PY) -m loadtests.bench_search --products 100000
+	$(PY) -m loadtests.bench_search --products 100000 --compare 400
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -28,6 +28,7 @@ from storage.logs import configure_logging
 from storage.outbox import stream_name
 from storage.pool import create_pool
 from storage.search import create_backend
+from storage.search.postgres import compact_facet_cells
 
 log = logging.getLogger("surge.catalog_events")
 
@@ -68,9 +69,9 @@ def _decode(fields: dict) -> dict:
 
 
 class CatalogEventHandler:
-    """What one batch of stream entries does: re-index the products it names, then bump the
-    version keys of their pages and of the listings (index first, so whoever sees the new version
-    finds the new document)."""
+    """What one batch of stream entries does: re-index the products it names, fold the listing
+    facet deltas (migration 0007) into their cells, then bump the version keys of their pages and
+    of the listings (index first, so whoever sees the new version finds the new document)."""
 
     def __init__(self, pool, cache: CatalogCache, backend):
         self.pool, self.cache, self.backend = pool, cache, backend
@@ -88,6 +89,9 @@ class CatalogEventHandler:
             keys.append(LISTINGS_VERSION)
         if ids:
             await self.backend.index_products(sorted(ids))
+        if LISTINGS_VERSION in keys:  # a product changed: fold its facet deltas while they are few
+            async with self.pool.acquire() as conn:
+                await compact_facet_cells(conn)
         await self.cache.bump(keys)
         return keys
 

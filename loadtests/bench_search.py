@@ -1,7 +1,7 @@
 """Search over a seeded catalog through the HTTP API: latency cold (cache missed) and warm (cached).
 
     python -m loadtests.bench_search [--products 100000] [--cold 400] [--warm 2000] [--concurrency 1]
-        [--surge-url URL --surge-data-dir DIR]
+        [--compare N] [--explain] [--surge-url URL --surge-data-dir DIR]
 
 Contract:
 - Without ``--surge-url`` a whole Surge is started (``surge_up``: temporary data dir, free loopback
@@ -19,6 +19,11 @@ Contract:
   time per request on the client, in ms. A run's figures: ``p50_ms``, ``p95_ms``, ``p99_ms``,
   ``max_ms``, ``req_per_s``, ``requests``, ``failures`` (non-200), ``cache`` (X-Cache counts),
   ``products`` (active products searched).
+- ``--compare N``: then N cold searches through the search backend in this process, the code path
+  before the listing facet cells (migration 0007) and custom plans against the current one, in
+  turns on the same database (runs ``cold-backend-before`` / ``-after``, their ratios and the count
+  of unequal answers in ``summary.before_after``). The 1-minute load average is recorded as each
+  phase starts (``summary.load_average_1m``): the box is shared.
 - Writes ``loadtests/results/search.json`` (runs ``cold`` and ``warm``), prints it with the command,
   and the slowest cold query with its EXPLAIN ANALYZE when ``--explain``. Exit 1 on any failure.
 """
@@ -34,11 +39,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from loadtests.results import current_command, print_results, write_results
+
+if TYPE_CHECKING:
+    from storage.search.base import SearchQuery
 
 BENCH = "search"
 TARGET = {"warm_p95_ms": 20.0, "cold_p95_ms": 50.0}
@@ -84,6 +92,60 @@ def query_mix(n: int, seed: int) -> list[dict[str, Any]]:
         params["page"] = rng.choice([1, 1, 1, 2, 3])
         out.append(params)
     return out
+
+
+def to_query(params: dict[str, Any], tree) -> SearchQuery:
+    """The SearchQuery the API builds from these parameters (category slug -> its subtree)."""
+    from storage.search.base import SearchQuery, parse_attribute_filters, subtree_ids
+
+    cat = params.get("category")
+    return SearchQuery(q=params.get("q", ""), sort=params["sort"], page=params["page"], category=cat,
+                       category_ids=subtree_ids(tree.by_slug[cat], tree.parents) if cat else None,
+                       price_min=params.get("price_min"), price_max=params.get("price_max"),
+                       in_stock=True if params.get("in_stock") else None,
+                       attributes=parse_attribute_filters([params["attr"]]) if "attr" in params else ())
+
+
+def summarise(latencies: list[float]) -> dict[str, Any]:
+    latencies = sorted(latencies)
+    return {"requests": len(latencies), "failures": 0,
+            "req_per_s": round(1000 / statistics.fmean(latencies), 1), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), "max_ms": round(latencies[-1], 2),
+            "mean_ms": round(statistics.fmean(latencies), 2)}
+
+
+async def compare_paths(database: str, queries: list[dict[str, Any]], requests: int) -> tuple[list[dict], dict]:
+    """The search backend before this change (`PostgresBackend(facet_cells=False, custom_plans=False)`:
+    every search counts its rows, generic plans allowed) and after, on the
+    same database and pool, query by query in turns (before, after, after, before, ...) so that the
+    box's load falls on both alike. Every pair of answers must be equal (counted in `mismatches`).
+    No HTTP and no cache: what PostgreSQL and the backend's Python cost per cold search."""
+    from storage.catalog_store import CategorySource, load_categories
+    from storage.pool import create_pool
+    from storage.search.postgres import PostgresBackend
+
+    pool = await create_pool(database, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            tree = await load_categories(conn)
+        categories = CategorySource(pool)
+        paths = {"before": PostgresBackend(pool, categories, facet_cells=False, custom_plans=False),
+                 "after": PostgresBackend(pool, categories)}
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        mismatches = 0
+        for i in range(requests):
+            query = to_query(queries[i % len(queries)], tree)
+            answers = {}
+            for name in (("before", "after") if i % 2 == 0 else ("after", "before")):
+                t0 = time.perf_counter()
+                answers[name] = (await paths[name].search(query)).to_dict()
+                times[name].append((time.perf_counter() - t0) * 1000)
+            mismatches += answers["before"] != answers["after"]
+    finally:
+        await pool.close()
+    runs = [{"system": f"cold-backend-{name}", **summarise(ms)} for name, ms in times.items()]
+    ratios = {f"{k}_after_over_before": round(runs[1][k] / runs[0][k], 2) for k in ("p50_ms", "p95_ms", "p99_ms")}
+    return runs, {"mismatches": mismatches, **ratios}
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:
@@ -150,44 +212,49 @@ async def run_bench(url: str, run: dict[str, Any], args) -> tuple[list[dict], di
     async def bump() -> None:
         await redis.incr(LISTINGS_VERSION)
 
+    load = [round(os.getloadavg()[0], 1)]  # the 1-minute load average as each phase starts, and at the end
     # one unrecorded pass so both runs see warm PostgreSQL buffers and warm replicas
     await measure(url, queries, min(len(queries), 100), 1, before=bump)
     cold = await measure(url, queries, args.cold, args.concurrency, before=bump)
+    load.append(round(os.getloadavg()[0], 1))
     await measure(url, queries, len(queries), 1)  # fill the cache with every query of the mix
     warm = await measure(url, queries, args.warm, args.concurrency)
+    load.append(round(os.getloadavg()[0], 1))
     explain = None
     if args.explain:
         from storage.catalog_store import load_categories
-        from storage.search.base import SearchQuery, parse_attribute_filters, subtree_ids
-        from storage.search.postgres import WORK_MEM, build_search_sql
+        from storage.search.postgres import WORK_MEM, build_listing_sql, build_search_sql, uses_facet_cells
 
         tree = await load_categories(conn)
         timed = []
         for params in queries[:60]:
-            cat = params.get("category")
-            q = SearchQuery(q=params.get("q", ""), sort=params["sort"], page=params["page"], category=cat,
-                            category_ids=subtree_ids(tree.by_slug[cat], tree.parents) if cat else None,
-                            price_min=params.get("price_min"), price_max=params.get("price_max"),
-                            in_stock=True if params.get("in_stock") else None,
-                            attributes=parse_attribute_filters([params["attr"]]) if "attr" in params else ())
-            sql, qargs = build_search_sql(q)
+            q = to_query(params, tree)
+            sql, qargs = build_listing_sql(q) if uses_facet_cells(q) else build_search_sql(q)
             async with conn.transaction():
-                await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+                await conn.execute(f"set local work_mem = '{WORK_MEM}'; set local plan_cache_mode = force_custom_plan")
                 t0 = time.perf_counter()
                 await conn.fetch(sql, *qargs)
                 timed.append(((time.perf_counter() - t0) * 1000, sql, qargs, params))
         ms, sql, qargs, params = max(timed, key=lambda t: t[0])
         async with conn.transaction():
-            await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            await conn.execute(f"set local work_mem = '{WORK_MEM}'; set local plan_cache_mode = force_custom_plan")
             plan = await conn.fetch("explain (analyze, buffers) " + sql, *qargs)
         explain = {"params": params, "ms": round(ms, 2), "plan": [r[0] for r in plan]}
     await conn.close()
     await redis.aclose()
     runs = [{"system": "cold", "products": products, "concurrency": args.concurrency, **cold},
             {"system": "warm", "products": products, "concurrency": args.concurrency, **warm}]
+    compared = None
+    if args.compare:
+        backend_runs, compared = await compare_paths(run["database"], queries, args.compare)
+        runs += [{**r, "products": products} for r in backend_runs]
+        load.append(round(os.getloadavg()[0], 1))
     summary = {"target": "p95 <= 20 ms warm, <= 50 ms cold (100,000 products)",
                "warm_p95_met": warm["p95_ms"] <= TARGET["warm_p95_ms"],
-               "cold_p95_met": cold["p95_ms"] <= TARGET["cold_p95_ms"], "distinct_queries": len(queries)}
+               "cold_p95_met": cold["p95_ms"] <= TARGET["cold_p95_ms"], "distinct_queries": len(queries),
+               "load_average_1m": load}
+    if compared:
+        summary["before_after"] = compared
     if explain:
         summary["slowest_sql_sample"] = {"params": explain["params"], "ms": explain["ms"]}
         print("\n".join(explain["plan"]))
@@ -202,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=300, help="distinct queries in the mix")
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--compare", type=int, default=0, metavar="N",
+                   help="also run N cold searches through the backend before and after this change, in turns")
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the slowest sampled query")
     p.add_argument("--surge-url", default=None)
     p.add_argument("--surge-data-dir", default=None, help="data dir of the running Surge (with --surge-url)")
@@ -222,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     summary.update(extra)
     path = write_results(BENCH, runs, summary, command=command)
     print_results(path)
-    return 1 if any(r["failures"] for r in runs) else 0
+    return 1 if any(r["failures"] for r in runs) or summary.get("before_after", {}).get("mismatches") else 0
 
 
 if __name__ == "__main__":

@@ -218,6 +218,8 @@ async def seed_catalog(pool: asyncpg.Pool, products: int, *, seed: int = 42, chu
         if progress:
             progress(n)
     async with pool.acquire() as conn:
+        # the load's facet deltas (one per product) into the listing facet cells (migration 0007)
+        await conn.execute("select search_facets_compact()")
         # statistics for the planner, and the visibility map that lets listings use index-only scans
-        await conn.execute("vacuum (analyze) products")
+        await conn.execute("vacuum (analyze) products, search_facet_cells, search_facet_deltas")
     return done

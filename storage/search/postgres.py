@@ -30,13 +30,57 @@ def _order_by(sort: str, prefix: str = "") -> str:
     return ", ".join(f"{prefix}{col} {direction}" for col, direction in _ORDER[sort])
 
 
+def _conditions(query: SearchQuery, arg) -> list[str]:
+    """The filters as SQL on products `p`, each value a parameter (no text query)."""
+    conds = ["p.status = 'active'"]
+    if query.category_ids is not None:
+        conds.append(f"p.category_id = any({arg(list(query.category_ids), '::int8[]')})")
+    if query.price_min is not None:
+        conds.append(f"p.price_min_minor >= {arg(query.price_min, '::int8')}")
+    if query.price_max is not None:
+        conds.append(f"p.price_min_minor < {arg(query.price_max, '::int8')}")
+    if query.rating_min is not None:
+        conds.append(f"p.rating_avg >= {arg(query.rating_min, '::numeric')}")
+    if query.in_stock is not None:
+        conds.append(f"p.in_stock = {arg(query.in_stock, '::bool')}")
+    for k, v in query.attributes:  # one containment test per pair (jsonb_path_ops index)
+        conds.append(f"p.attributes @> {arg(json.dumps({k: v}), '::text::jsonb')}")
+    return conds
+
+
+def _select_answer(page_order: str, facet_source: str, count: str, having: str = "") -> str:
+    """The answer's three columns from CTEs `page` (the page's ids) and the facet rows of
+    `facet_source` (one row per product, or per cell with `count` its products)."""
+    return f"""
+f as (
+    select grouping(category_id, b, fl, in_stock, attributes) as g, category_id, b, fl, in_stock, attributes,
+           {count} as n
+    from {facet_source} x
+    group by grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ()){having}
+)
+select
+    (select coalesce(json_agg(json_build_array(p.id, p.slug, p.name, p.price_min_minor, p.price_max_minor,
+            (select max(v.compare_at_minor) from variants v where v.product_id = p.id),
+            p.currency, p.image_urls[1], p.in_stock, p.rating_avg, p.rating_count, p.category_id) order by {page_order}), '[]')
+     from page join products p on p.id = page.id) as hits,
+    (select coalesce(json_agg(json_build_array(g, category_id, b, fl, in_stock, n)), '[]')
+     from f where g <> 30) as facets,
+    (select coalesce(json_agg(json_build_array(k, v, n)), '[]')
+     from (select e.key as k, e.value as v, sum(f.n)::int8 as n
+           from f, jsonb_each_text(f.attributes) e where f.g = 30 group by 1, 2) a) as attrs
+"""
+
+
 def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
     """The one statement a search runs, and its arguments (pure: unit-tested).
 
     Cost model (EXPLAIN ANALYZE on 100,000 products): the matches are materialised narrow (no text
     columns); every facet and the total come from one pass over them (GROUPING SETS); only the page's
     rows are joined back for names and prices. Relevance is computed only when sorting by it, and
-    the trigram similarity only for rows the full-text query missed (typos)."""
+    the trigram similarity only for rows the full-text query missed (typos): `fulltext OR trigram`
+    is one bitmap (BitmapOr) whose re-check stops at the full-text match. (Typo matches as a second
+    UNION ALL branch "where trigram and not fulltext" was tried and was 2-4x slower for words that
+    are in many names: every trigram candidate then pays word_similarity, ~10 us.)"""
     args: list[Any] = []
 
     def arg(value: Any, cast: str = "") -> str:
@@ -54,50 +98,77 @@ def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
             # full-text matches first (name A > tags B > description C), then typo matches by similarity
             rank = (f"(case when p.search_doc @@ {tsq} then 1 + ts_rank_cd(p.search_doc, {tsq}) "
                     f"else word_similarity({qp}, p.name) end)::float4")
-    if query.category_ids is not None:
-        conds.append(f"p.category_id = any({arg(list(query.category_ids), '::int8[]')})")
-    if query.price_min is not None:
-        conds.append(f"p.price_min_minor >= {arg(query.price_min, '::int8')}")
-    if query.price_max is not None:
-        conds.append(f"p.price_min_minor < {arg(query.price_max, '::int8')}")
-    if query.rating_min is not None:
-        conds.append(f"p.rating_avg >= {arg(query.rating_min, '::numeric')}")
-    if query.in_stock is not None:
-        conds.append(f"p.in_stock = {arg(query.in_stock, '::bool')}")
-    for k, v in query.attributes:  # one containment test per pair (jsonb_path_ops index)
-        conds.append(f"p.attributes @> {arg(json.dumps({k: v}), '::text::jsonb')}")
+    conds += _conditions(query, arg)[1:]
+    cols = ("p.id, p.category_id, p.price_min_minor, p.rating_avg, p.rating_count, p.in_stock, p.created_at, "
+            "p.attributes")
+    matches = f"select {cols}, {rank} as rank from products p where {' and '.join(conds)}"
     order = _order_by(query.effective_sort)
     page_order = _order_by(query.effective_sort, "page.")
     edges = arg(list(PRICE_EDGES), "::int8[]")
     limit, offset = arg(query.per_page, "::int8"), arg(query.offset, "::int8")
     sql = f"""
 with m as materialized (
-    select p.id, p.category_id, p.price_min_minor, p.rating_avg, p.rating_count, p.in_stock, p.created_at,
-           p.attributes, {rank} as rank
-    from products p
-    where {' and '.join(conds)}
-),
-f as (
-    select grouping(category_id, b, fl, in_stock, attributes) as g, category_id, b, fl, in_stock, attributes,
-           count(*) as n
-    from (select category_id, width_bucket(price_min_minor, {edges}) as b,
-                 case when rating_count > 0 then floor(rating_avg)::int end as fl, in_stock, attributes from m) x
-    group by grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ())
+    {matches}
 ),
 page as (  -- ORDER BY + LIMIT straight on the matches: a top-N sort, not a sort of every match
     select * from m order by {order} limit {limit} offset {offset}
-)
-select
-    (select coalesce(json_agg(json_build_array(p.id, p.slug, p.name, p.price_min_minor, p.price_max_minor,
-            (select max(v.compare_at_minor) from variants v where v.product_id = p.id),
-            p.currency, p.image_urls[1], p.in_stock, p.rating_avg, p.rating_count, p.category_id) order by {page_order}), '[]')
-     from page join products p on p.id = page.id) as hits,
-    (select coalesce(json_agg(json_build_array(g, category_id, b, fl, in_stock, n)), '[]')
-     from f where g <> 30) as facets,
-    (select coalesce(json_agg(json_build_array(k, v, n)), '[]')
-     from (select e.key as k, e.value as v, sum(f.n)::int8 as n
-           from f, jsonb_each_text(f.attributes) e where f.g = 30 group by 1, 2) a) as attrs
-"""
+),""" + _select_answer(page_order, f"""(select category_id, width_bucket(price_min_minor, {edges}) as b,
+                 case when rating_count > 0 then floor(rating_avg)::int end as fl, in_stock, attributes
+          from m)""", "count(*)")
+    return sql, args
+
+
+def uses_facet_cells(query: SearchQuery) -> bool:
+    """Whether the facets can be read from search_facet_cells (migration 0007): no text, and price
+    bounds on bucket edges, so that every filter holds for a whole cell or for none of it."""
+    return (not query.q.strip()
+            and all(bound is None or bound in PRICE_EDGES for bound in (query.price_min, query.price_max)))
+
+
+def build_listing_sql(query: SearchQuery) -> tuple[str, list[Any]]:
+    """A text-free search (`uses_facet_cells`): the same three columns as `build_search_sql`, exactly
+    equal, with the total and facets summed from the cells and deltas of migration 0007 (a root
+    category's ~5,000 cells instead of its ~20,000 products) and the page read in its sort's order
+    from the products (an index scan that stops at the page, or a top-N sort). Pure: unit-tested."""
+    args: list[Any] = []
+
+    def arg(value: Any, cast: str = "") -> str:
+        args.append(value)
+        return f"${len(args)}{cast}"
+
+    conds = _conditions(query, arg)
+    # the same filters on a cell: price bounds are bucket edges, a whole rating r is floor(avg) >= r
+    cell: list[str] = []
+    if query.category_ids is not None:
+        cell.append(f"category_id = any({arg(list(query.category_ids), '::int8[]')})")
+    if query.price_min is not None:
+        cell.append(f"price_bucket >= search_price_bucket({arg(query.price_min, '::int8')})")
+    if query.price_max is not None:
+        cell.append(f"price_bucket < search_price_bucket({arg(query.price_max, '::int8')})")
+    if query.rating_min is not None:
+        cell.append(f"rating_floor >= {arg(query.rating_min, '::int4')}")
+    if query.in_stock is not None:
+        cell.append(f"in_stock = {arg(query.in_stock, '::bool')}")
+    for k, v in query.attributes:
+        cell.append(f"attributes @> {arg(json.dumps({k: v}), '::text::jsonb')}")
+    where = " and ".join(cell) or "true"
+    order = _order_by(query.effective_sort)
+    page_order = _order_by(query.effective_sort, "page.")
+    limit, offset = arg(query.per_page, "::int8"), arg(query.offset, "::int8")
+    sql = f"""
+with page as (
+    select p.id, p.price_min_minor, p.created_at, p.rating_avg, p.rating_count from products p
+    where {' and '.join(conds)} order by {order} limit {limit} offset {offset}
+),
+c as (
+    select category_id, price_bucket as b, case when rated then rating_floor end as fl, in_stock, attributes, n
+    from search_facet_cells where {where}
+    union all
+    select category_id, price_bucket, case when rated then rating_floor end, in_stock, attributes, n
+    from search_facet_deltas where {where}
+),""" + _select_answer(page_order, "c", "sum(n)::int8",
+                          # a cell emptied by deltas not yet compacted counts nothing, as a missing row would
+                          "\n    having sum(n) <> 0")
     return sql, args
 
 
@@ -143,16 +214,35 @@ union all
     return sql, [p, pattern, limit]
 
 
+async def compact_facet_cells(conn) -> int:
+    """Fold the listing facet deltas into their cells (migration 0007); returns the deltas folded.
+    Counts read before and after are equal: this only keeps what readers add up short."""
+    return await conn.fetchval("select search_facets_compact()")
+
+
 class PostgresBackend:
-    def __init__(self, pool: asyncpg.Pool, categories: catalog_store.CategorySource | None = None):
+    def __init__(self, pool: asyncpg.Pool, categories: catalog_store.CategorySource | None = None,
+                 facet_cells: bool = True, custom_plans: bool = True):
         self.pool = pool
+        # Both False: the path before migration 0007 (every search counts its matching rows, plans as
+        # the plan cache picks them), kept for the benchmark's before/after; answers are equal.
+        self.facet_cells = facet_cells
+        self.settings = f"set local work_mem = '{WORK_MEM}'" + (
+            # asyncpg prepares each statement once per connection; after five runs PostgreSQL may
+            # switch to a generic plan, which re-parses websearch_to_tsquery($1) on every row and
+            # cannot see how many rows a category or word matches: 1.5-2x slower on big matches.
+            # Planning every time costs ~1 ms.
+            "; set local plan_cache_mode = force_custom_plan" if custom_plans else "")
         self.categories = categories or catalog_store.CategorySource(pool)
 
     async def search(self, query: SearchQuery) -> SearchResult:
-        sql, args = build_search_sql(query)
+        if self.facet_cells and uses_facet_cells(query):
+            sql, args = build_listing_sql(query)
+        else:
+            sql, args = build_search_sql(query)
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
             # the materialised matches of a broad query stay in memory instead of spilling to disk
-            await conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            await conn.execute(self.settings)
             row = await conn.fetchrow(sql, *args)
         total, direct, prices, ratings, stock = split_facet_rows(json.loads(row["facets"]))
         tree = await self.categories.get()

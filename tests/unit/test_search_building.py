@@ -141,3 +141,28 @@ def test_grouping_sets_rows_split_into_facets():
     sql, _ = build_search_sql(SearchQuery(q="lamp", sort="price_asc"))
     assert "ts_rank_cd" not in sql  # relevance is computed only when it orders the results
     assert "grouping sets ((category_id), (b), (fl), (in_stock), (attributes), ())" in sql
+
+
+def test_text_free_listings_sum_facet_cells_and_text_searches_count_rows():
+    from storage.search.postgres import build_listing_sql, uses_facet_cells
+
+    assert uses_facet_cells(SearchQuery(category_ids=(1,), price_min=2500, price_max=10000, rating_min=4))
+    assert not uses_facet_cells(SearchQuery(q="lamp"))
+    assert not uses_facet_cells(SearchQuery(price_min=2600))  # inside a bucket: count the rows
+    sql, args = build_listing_sql(SearchQuery(category_ids=(3, 4), price_min=2500, rating_min=4, in_stock=True,
+                                              attributes=(("color", "red"),), sort="price_desc", page=2, per_page=10))
+    assert "from search_facet_cells where" in sql and "from search_facet_deltas where" in sql
+    assert "count(*)" not in sql and "having sum(n) <> 0" in sql
+    assert "price_bucket >= search_price_bucket(" in sql and "rating_floor >= " in sql
+    assert "order by price_min_minor desc, id asc limit" in sql
+    assert args[-2:] == [10, 10] and json.dumps({"color": "red"}) in args
+
+
+def test_the_cells_price_buckets_are_the_facet_price_edges():
+    from pathlib import Path
+
+    from storage.search.base import PRICE_EDGES
+
+    migration = (Path(__file__).parents[2] / "storage/migrations/0007_search_facets.sql").read_text()
+    edges = "{" + ",".join(str(e) for e in PRICE_EDGES) + "}"
+    assert f"width_bucket(price, '{edges}'::int8[])" in migration
