@@ -81,7 +81,9 @@ class ProductUpdate(Strict):
     @model_validator(mode="after")
     def _variants_consistent(self):
         _one_currency(self.variants)
-        for name in ("slug", "name", "status", "flash_sale"):
+        # columns without a null: absent means "unchanged", null is refused (it once reached the database as a 500)
+        for name in ("slug", "name", "status", "flash_sale", "description", "tags", "attributes", "image_urls", "variants",
+                     "seo_title", "seo_description"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self

@@ -80,7 +80,11 @@ def surge_problem(exc: SurgeError, instance: str | None) -> JSONResponse:
 
 
 def unexpected_problem(exc: Exception, instance: str | None) -> JSONResponse:
-    """503 for a fault in a dependency (database, cache, an owner), 500 for anything else."""
+    """503 for a fault in a dependency (database, cache, an owner), 422 for text PostgreSQL cannot
+    store (a NUL character: valid JSON and URL, never valid text there), 500 for anything else."""
+    if isinstance(exc, (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)):
+        return problem(422, ErrorCode.VALIDATION.value, "Text may not contain NUL or other unstorable characters.",
+                       instance)
     if isinstance(exc, _dependency_errors()):
         log.warning("dependency unavailable", extra={"error": repr(exc), "path": instance})
         return problem(503, ErrorCode.UNAVAILABLE.value, "A backing service is unavailable; retry shortly.",

@@ -12,11 +12,14 @@ from fastapi import APIRouter, Query
 from actors.domain.analytics import GRAINS, bucket, totals
 from actors.domain.errors import ValidationFailed
 from serve_app.deps import Admin, Ctx
+from serve_app.schemas import Sku
 from storage import analytics_store as store
 
 router = APIRouter(prefix="/admin/analytics", tags=["admin: analytics"])
 Grain = Literal["minute", "hour", "day"]
 MAX_BUCKETS = 2000
+# epoch seconds from 1970 to 2100: beyond that a timestamp is not a date PostgreSQL can hold
+Epoch = Annotated[float | None, Query(ge=0, le=4_102_444_800, description="Unix seconds, UTC")]
 
 
 def _day_range(day: date | None) -> tuple[float, float]:
@@ -45,17 +48,17 @@ async def summary(ctx: Ctx, admin: Admin, day: date | None = None) -> dict:
 
 
 @router.get("/series")
-async def series(ctx: Ctx, admin: Admin, grain: Grain = "minute", since: float | None = None,
-                 until: float | None = None) -> list[dict]:
+async def series(ctx: Ctx, admin: Admin, grain: Grain = "minute", since: Epoch = None,
+                 until: Epoch = None) -> list[dict]:
     """Every counter per bucket (epoch seconds, UTC) over [since, until)."""
     since, until = _range(grain, since, until)
     return await store.series(ctx.pool, grain, since, until)
 
 
 @router.get("/products")
-async def products(ctx: Ctx, admin: Admin, grain: Grain = "day", since: float | None = None,
-                   until: float | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 10,
-                   sku: Annotated[list[str] | None, Query(max_length=100)] = None) -> list[dict]:
+async def products(ctx: Ctx, admin: Admin, grain: Grain = "day", since: Epoch = None,
+                   until: Epoch = None, limit: Annotated[int, Query(ge=1, le=100)] = 10,
+                   sku: Annotated[list[Sku] | None, Query(max_length=100)] = None) -> list[dict]:
     """Top products by units over the range (or the figures of the given SKUs)."""
     since, until = _range(grain, since, until)
     return await store.top_products(ctx.pool, grain, since, until, limit, skus=sku)
