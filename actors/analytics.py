@@ -26,7 +26,7 @@ from storage import analytics_store as store
 from storage.cache import create_redis
 from storage.logs import configure_logging
 from storage.outbox import stream_name
-from storage.pool import create_pool
+from storage.pool import close_quietly, create_pool
 
 log = logging.getLogger("surge.analytics")
 
@@ -230,12 +230,7 @@ class Analytics:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                for closer in (pool and pool.close(), redis and redis.aclose()):
-                    if closer is not None:
-                        try:
-                            await closer
-                        except Exception:  # closing a broken connection: nothing to do
-                            pass
+                await close_quietly(pool and pool.close(), redis and redis.aclose())
 
     async def ping(self) -> dict:
         c = self.consumer

@@ -26,7 +26,7 @@ from storage.cache import create_redis
 from storage.catalog_cache import LISTINGS_VERSION, CatalogCache, product_version_key
 from storage.logs import configure_logging
 from storage.outbox import stream_name
-from storage.pool import create_pool
+from storage.pool import close_quietly, create_pool
 from storage.search import create_backend
 from storage.search.postgres import compact_facet_cells
 
@@ -145,12 +145,7 @@ class CatalogEventConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                for closer in (backend and backend.close(), pool and pool.close(), redis and redis.aclose()):
-                    if closer is not None:
-                        try:
-                            await closer
-                        except Exception:  # closing a broken connection: nothing to do
-                            pass
+                await close_quietly(backend and backend.close(), pool and pool.close(), redis and redis.aclose())
 
     async def ping(self) -> dict:
         return {"ready": self.connected, "pid": os.getpid(), "handled": self.handled}

@@ -17,7 +17,7 @@ from actors.directory import OwnerConfig
 from storage import outbox
 from storage.cache import create_redis
 from storage.logs import configure_logging
-from storage.pool import create_pool
+from storage.pool import close_quietly, create_pool
 
 log = logging.getLogger("surge.relay")
 
@@ -58,12 +58,7 @@ class EventRelay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                for closer in (listener and listener.close(), pool and pool.close(), redis and redis.aclose()):
-                    if closer is not None:
-                        try:
-                            await closer
-                        except Exception:  # closing a broken connection: nothing to do
-                            pass
+                await close_quietly(listener and listener.close(), pool and pool.close(), redis and redis.aclose())
 
     async def _relay_once(self, pool: asyncpg.Pool, redis) -> int:
         async with pool.acquire() as conn:

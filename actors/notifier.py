@@ -28,7 +28,7 @@ from storage.cache import create_redis
 from storage.logs import configure_logging
 from storage.mailbox import Mailbox
 from storage.outbox import stream_name
-from storage.pool import create_pool
+from storage.pool import close_quietly, create_pool
 from storage.smtp import SmtpSender
 
 log = logging.getLogger("surge.notifier")
@@ -174,12 +174,7 @@ class Notifier:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                for closer in (pool and pool.close(), redis and redis.aclose()):
-                    if closer is not None:
-                        try:
-                            await closer
-                        except Exception:  # closing a broken connection: nothing to do
-                            pass
+                await close_quietly(pool and pool.close(), redis and redis.aclose())
 
     async def ping(self) -> dict:
         consumer = self.consumer

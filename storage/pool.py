@@ -39,3 +39,14 @@ async def check_database(dsn: str, timeout_s: float = 5.0) -> None:
         await conn.fetchval("select 1")
     finally:
         await conn.close()
+
+
+async def close_quietly(*closing) -> None:
+    """Await each close (skipping None); a connection that is already broken cannot fail its owner's
+    clean-up. For reconnect loops: `finally: await close_quietly(pool and pool.close(), ...)`."""
+    for closer in closing:
+        if closer is not None:
+            try:
+                await closer
+            except Exception:  # closing a broken connection: nothing to do
+                pass
