@@ -108,7 +108,7 @@ class AnalyticsConsumer:
                 if fields and fields[b"type"].decode() in COUNTED_TYPES:  # None: trimmed while pending
                     event = StreamEvent(fields[b"event_id"].decode(), fields[b"type"].decode(),
                                         json.loads(fields[b"payload"]), float(fields[b"at"]))
-                    fold([event], dict(self.cart_units))  # a payload the rules cannot read is refused here, alone
+                    fold([event], self.cart_units)  # a payload the rules cannot read is refused here, alone (fold only reads the memory)
                     events.append(event)
                 if fields:
                     self.through = max(self.through, int(fields[b"id"]))

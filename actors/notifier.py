@@ -26,7 +26,7 @@ from actors.directory import OwnerConfig
 from actors.domain.notifications import render
 from storage.cache import create_redis
 from storage.logs import configure_logging
-from storage.mailbox import Mailbox
+from storage.mailbox import Mailbox, transport_of
 from storage.outbox import stream_name
 from storage.pool import close_quietly, create_pool
 from storage.smtp import SmtpSender
@@ -51,7 +51,7 @@ class NotificationConsumer:
         self.on_sent = on_sent  # (kind, transport), once per notification delivered
         self.stream, self.group, self.consumer = stream, group, consumer
         self.claim_idle_ms = claim_idle_ms
-        self.transport = sender.transport if sender else "mailbox"
+        self.transport = transport_of(sender)
         self.notified = 0  # notifications delivered by this consumer
         self.skipped = 0  # entries acknowledged without a notification
 
@@ -109,11 +109,7 @@ class NotificationConsumer:
         if note is not None:
             entry = await self.mailbox.record(event_id, note.kind, note.to_email, note.subject, note.body,
                                               note.order_number, self.transport)
-            if not entry.sent:
-                await self.mailbox.write_file(entry)
-                if self.sender is not None:
-                    await self.sender.send(self.mailbox.message(entry))
-                await self.mailbox.mark_sent(entry.id, self.transport)
+            if await self.mailbox.deliver(entry, self.sender):
                 self.notified += 1
                 if self.on_sent is not None:
                     self.on_sent(note.kind, self.transport)

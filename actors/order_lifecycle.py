@@ -50,10 +50,8 @@ class OrderLifecycle:
                     elif intent.status not in ("canceled",):
                         await self.gateway.cancel_intent(intent.id, idempotency_key=f"cancel-{intent.id}")
                 if row["status"] == S.PENDING_PAYMENT:
-                    for rid in row["reservation_ids"]:
-                        await self.inventory.release(rid)
-                    return await self._view(await self._transition(row, [S.PENDING_PAYMENT], S.CANCELLED, reason, actor,
-                                                                   ev.OrderCancelled, {"reason": reason}, cancelled_at="now"))
+                    return await self._view(await self._cancel_pending(row, reason, actor, release=row["reservation_ids"],
+                                                                       payment_status="canceled"))
             # paid, not yet fulfilled: money back in full, units back on the shelf
             new = await self._transition(row, [S.PAID], S.CANCELLED, reason, actor, ev.OrderCancelled, {"reason": reason},
                                          cancelled_at="now")
@@ -183,6 +181,28 @@ class OrderLifecycle:
                 await self.inventory.adjust(l["sku"], int(l["quantity"]), reason)
             except Exception as exc:  # the order's state is right; the shelf count needs a hand
                 log.error("restock failed; adjust by hand", extra={"order": row["number"], "sku": l["sku"], "error": repr(exc)})
+
+    async def _cancel_pending(self, row, reason: str, actor: str, *, release: list[str], payment_status: str,
+                              failure: bool = False, event_id: str | None = None, event_type: str = ""):
+        """The one way an unpaid order is given up (declined, window closed, cancelled): release the
+        given holds, then in one transaction the Stripe event (if any), the transition with its events,
+        and the coupon use back. Returns the row as it is now."""
+        for rid in release:
+            await self.inventory.release(rid)
+        events = [order_event(ev.OrderCancelled, row, S.CANCELLED, reason=reason)]
+        if failure:
+            events.insert(0, order_event(ev.OrderPaymentFailed, row, S.CANCELLED, reason=reason))
+        async with self.pool.acquire() as conn, conn.transaction():
+            if event_id is not None and not await order_store.record_stripe_event(conn, event_id, event_type,
+                                                                                 row["payment_intent_id"]):
+                return await order_store.get(conn, row["number"])
+            new = await order_store.transition(conn, row["id"], [S.PENDING_PAYMENT], S.CANCELLED, note=reason, actor=actor,
+                                               outbox=outbox_rows(*events), cancelled_at="now", payment_status=payment_status,
+                                               **({"failure_message": reason} if failure else {}))
+            if new is None:
+                return await order_store.get(conn, row["number"])
+            await order_store.release_coupon(conn, row["id"])
+        return new
 
     async def _transition(self, row, from_statuses, to_status, note, actor, event_cls, event_fields, **fields):
         async with self.pool.acquire() as conn, conn.transaction():

@@ -31,7 +31,7 @@ from actors.domain.order import OrderStatus
 from actors.domain.pricing import Coupon, PricedLine, ShippingMethod, quote
 from actors.inventory_client import InventoryClient
 from actors.order_lifecycle import PAID_LIKE, OrderLifecycle, order_event, order_view, outbox_rows
-from actors.payments import Intent, PaymentGateway
+from actors.payments import Intent, PaymentGateway, ray_payment_metrics
 from actors.routing import shard_for
 from storage import order_store
 from storage.catalog_prices import sku_info
@@ -66,7 +66,8 @@ class OrderPipeline(OrderLifecycle):
         self.directory = ActorDirectory(config)
         # a saga retrying after a crash needs the shard's exact idempotent answer: no sold-out memory
         self.inventory = InventoryClient(self.directory, soldout_ttl_s=0)
-        self.gateway = PaymentGateway(config.stripe_api_key or "sk_test_surge_local", api_base=config.stripe_api_base)
+        self.gateway = PaymentGateway(config.stripe_api_key or "sk_test_surge_local", api_base=config.stripe_api_base,
+                                      record=ray_payment_metrics())
         self._locks: dict[str, asyncio.Lock] = {}
         self.reconciled = 0
         self._action: dict[str, dict[str, Any]] = {}  # what the shopper must do next (3-D Secure), per pending order
@@ -98,7 +99,7 @@ class OrderPipeline(OrderLifecycle):
 
     async def _place(self, cmd: dict[str, Any]):
         cart_id = cmd["cart_id"]
-        cart = await self.directory.call("cart", shard_for(cart_id, self.settings.cart_shards), "get", cart_id)
+        cart = await self.directory.call_key("cart", cart_id, "get", cart_id)
         if cart is None or not cart["lines"]:
             raise CartEmpty()
         if cart["customer_id"] is not None and cart["customer_id"] != cmd.get("customer_id"):
@@ -226,13 +227,20 @@ class OrderPipeline(OrderLifecycle):
                 return await order_store.get(conn, row["number"])
         lines = await self._lines(row)
         skus = [l["sku"] for l in lines]
+        committed: list[str] = []
         for rid in row["reservation_ids"]:
             result = await self.inventory.commit(rid, skus)
             if not result["ok"]:
-                # the hold ran out before the money came: refund, and release whatever is still held
+                # a hold ran out before the money came: refund, put back what the holds committed before
+                # this one already sold, and release whatever is still held
                 await self._refund_intent(row, intent, "stock hold expired before payment")
+                if committed:
+                    async with self.pool.acquire() as conn:
+                        sold = await order_store.committed_lines(conn, committed)
+                    await self._restock(row, sold, f"hold expired before payment of {row['number']}")
                 return await self._fail(row, "Your items were no longer held when the payment arrived; "
                                              "the payment was refunded.", event_id, event_type)
+            committed.append(rid)
         captured = intent.amount_received_minor if intent.status == "succeeded" else 0
         async with self.pool.acquire() as conn, conn.transaction():
             if event_id is not None and not await order_store.record_stripe_event(conn, event_id, event_type, intent.id):
@@ -246,8 +254,8 @@ class OrderPipeline(OrderLifecycle):
             return row
         self._action.pop(row["number"], None)
         try:
-            await self.directory.call("cart", shard_for(row["cart_id"], self.settings.cart_shards), "checked_out",
-                                      row["cart_id"], [(l["sku"], l["quantity"]) for l in lines])
+            await self.directory.call_key("cart", row["cart_id"], "checked_out", row["cart_id"],
+                                          [(l["sku"], l["quantity"]) for l in lines])
         except Exception as exc:  # the order is paid; a cart that still shows the lines is a nuisance, not a loss
             log.warning("clearing the cart failed", extra={"order": row["number"], "error": repr(exc)})
         log.info("order paid", extra={"order": row["number"]})
@@ -257,20 +265,11 @@ class OrderPipeline(OrderLifecycle):
         if row["status"] != S.PENDING_PAYMENT:
             return row
         own = reservation_id_for(row["cart_id"], row["idempotency_key"])
-        if own in row["reservation_ids"]:
-            await self.inventory.release(own)  # adopted cart holds stay with the cart (policy: the cart is kept)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if event_id is not None and not await order_store.record_stripe_event(conn, event_id, event_type, row["payment_intent_id"]):
-                return await order_store.get(conn, row["number"])
-            new = await order_store.transition(
-                conn, row["id"], [S.PENDING_PAYMENT], S.CANCELLED, note=reason, actor="payments",
-                outbox=outbox_rows(order_event(ev.OrderPaymentFailed, row, S.CANCELLED, reason=reason),
-                               order_event(ev.OrderCancelled, row, S.CANCELLED, reason=reason)),
-                cancelled_at="now", failure_message=reason, payment_status="failed")
-            if new is not None:
-                await order_store.release_coupon(conn, row["id"])
+        # adopted cart holds stay with the cart (policy: a declined payment keeps the cart)
+        new = await self._cancel_pending(row, reason, "payments", release=[own] if own in row["reservation_ids"] else [],
+                                         payment_status="failed", failure=True, event_id=event_id, event_type=event_type)
         log.info("order payment failed", extra={"order": row["number"], "reason": reason})
-        return new or row
+        return new
 
     async def _refund_intent(self, row, intent: Intent, why: str) -> None:
         try:
@@ -363,13 +362,8 @@ class OrderPipeline(OrderLifecycle):
                             await self.gateway.cancel_intent(row["payment_intent_id"], idempotency_key=f"cancel-{row['payment_intent_id']}")
                         except SurgeError as exc:
                             log.warning("cancelling an expired intent failed", extra={"order": row["number"], "error": repr(exc)})
-                    for rid in row["reservation_ids"]:
-                        await self.inventory.release(rid)
-                    await self._transition(row, [S.PENDING_PAYMENT], S.CANCELLED, "payment window closed", "reconciler",
-                                           ev.OrderCancelled, {"reason": "payment window closed"}, cancelled_at="now",
-                                           payment_status="expired")
-                    async with self.pool.acquire() as conn:
-                        await order_store.release_coupon(conn, row["id"])
+                    await self._cancel_pending(row, "payment window closed", "reconciler", release=row["reservation_ids"],
+                                               payment_status="expired")
                 n += 1
         self.reconciled += n
         return n

@@ -17,8 +17,10 @@ from serve_app.ratelimit import RateLimiter, account_key
 from serve_app.user_states import UserStates
 from storage import session_store, user_store
 from storage.crypto import PiiCipher
+from storage.mailbox import Mailbox, transport_of
 from storage.passwords import PasswordHasher
 from storage.settings import AuthSettings
+from storage.smtp import SmtpSender
 from storage.tokens import TokenConfig, encode_access, hash_token, new_opaque_token
 
 log = logging.getLogger("surge.accounts")
@@ -34,7 +36,8 @@ class TokenPair:
 
 
 class Accounts:
-    def __init__(self, pool: asyncpg.Pool, settings: AuthSettings, limiter: RateLimiter):
+    def __init__(self, pool: asyncpg.Pool, settings: AuthSettings, limiter: RateLimiter, mailbox: Mailbox,
+                 sender: SmtpSender | None = None):
         settings.require_secrets()
         self.pool = pool
         self.settings = settings
@@ -44,6 +47,7 @@ class Accounts:
         self.cipher = PiiCipher.from_spec(settings.pii_keys)
         self.states = UserStates(pool)
         self._background: set[asyncio.Task] = set()
+        self.mailbox, self.sender = mailbox, sender  # the reset mail goes out the way order mail does
 
     # --- registration and sign-in ----------------------------------------------------------
     async def register(self, email: str, password: str, name: str, address: str) -> asyncpg.Record:
@@ -136,15 +140,17 @@ class Accounts:
                 return
             token = new_opaque_token()
             minutes = self.settings.reset_ttl_s // 60
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn:
                 await user_store.create_reset_token(conn, cred["id"], hash_token(token), self.settings.reset_ttl_s)
-                await user_store.queue_email(
-                    conn, "password_reset", cred["email"], "Reset your Surge password",
-                    f"Someone asked to reset the password of this account. If it was you, use this code within "
-                    f"{minutes} minutes:\n\n{token}\n\nor open /reset-password?token={token}\n\n"
-                    f"If it was not you, ignore this email; your password is unchanged.")
+            # a failure from here on leaves an unused token that expires; the shopper asks again
+            entry = await self.mailbox.record(
+                uuid.uuid4(), "password_reset", cred["email"], "Reset your Surge password",
+                f"Someone asked to reset the password of this account. If it was you, use this code within "
+                f"{minutes} minutes:\n\n{token}\n\nor open /reset-password?token={token}\n\n"
+                f"If it was not you, ignore this email; your password is unchanged.", None, transport_of(self.sender))
+            await self.mailbox.deliver(entry, self.sender)
         except Exception:  # nobody awaits this task: say it here
-            log.exception("password reset email not queued")
+            log.exception("password reset email not sent")
 
     async def confirm_reset(self, token: str, new_password: str) -> None:
         new_hash = await self.hasher.hash(new_password)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -20,11 +20,15 @@ from storage.cache import create_redis
 from storage.catalog_cache import CatalogCache
 from storage.catalog_store import CategorySource
 from storage.search import create_backend
-from storage.signed_ids import CartTokens, OrderTokens, derived_secret
+from storage.mailbox import Mailbox
 from storage.pool import create_pool
 from storage.settings import AuthSettings
+from storage.signed_ids import CART_PURPOSE, ORDER_PURPOSE, WAITING_ROOM_PURPOSE, CartTokens, OrderTokens, derived_secret
+from storage.smtp import SmtpSender
 from storage.waiting_room import WaitingRoom
 
+
+log = logging.getLogger("surge.api")
 
 @dataclass(frozen=True)
 class ApiConfig:
@@ -60,7 +64,6 @@ class AppContext:
         pool = await create_pool(config.owners.database_url, min_size=1, max_size=10)
         redis = create_redis(config.owners.redis_url) if config.owners.redis_url else None
         directory = ActorDirectory(config.owners)
-        secret = hashlib.sha256(b"surge-waiting-room:" + (config.serve.admin_token or "dev").encode()).hexdigest()
         from serve_app.catalog_reads import CatalogReads
 
         categories = CategorySource(pool)
@@ -69,10 +72,10 @@ class AppContext:
         return cls(config=config, pool=pool, redis=redis, directory=directory,
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
                    reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),
-                   waiting_room=WaitingRoom(redis, secret) if redis is not None else None,
+                   waiting_room=WaitingRoom(redis, _derived(config, WAITING_ROOM_PURPOSE)) if redis is not None else None,
                    flash_skus=FlashSkus(pool), catalog=catalog,
-                   cart_tokens=CartTokens(_derived(config, b"surge-cart:")),
-                   order_tokens=OrderTokens(_derived(config, b"surge-order:")),
+                   cart_tokens=CartTokens(_derived(config, CART_PURPOSE)),
+                   order_tokens=OrderTokens(_derived(config, ORDER_PURPOSE)),
                    gateway=PaymentGateway(config.owners.stripe_api_key or "sk_test_surge_local",
                                           api_base=config.owners.stripe_api_base,
                                           webhook_secret=config.serve.stripe_webhook_secret),
@@ -93,38 +96,43 @@ class AppContext:
 def _derived(config: ApiConfig, purpose: bytes) -> str:
     """A signing secret per purpose, derived from the deployment's secret (the JWT key); the hub
     derives the same one (`storage/signed_ids.py`)."""
-    return derived_secret(config.auth.jwt_secret or config.serve.admin_token, purpose)
+    return derived_secret(config.auth.jwt_secret, purpose)
 
 
 class FlashSkus:
     """Which SKUs belong to products in flash-sale mode: a copy refreshed from Postgres every few
-    seconds, so the hot path asks memory, not the database."""
+    seconds, so the hot path asks memory, not the database. Only the first load is awaited (single
+    flight: a crowd shares one query); later a stale copy answers at once while one background
+    query refreshes it, and a failed refresh keeps the old copy, so a database hiccup never fails a
+    reservation the inventory owner could grant."""
 
     def __init__(self, pool: asyncpg.Pool, max_age_s: float = 5.0):
         self.pool = pool
         self.max_age_s = max_age_s
-        self._skus: frozenset[str] = frozenset()
+        self._skus: frozenset[str] | None = None
         self._loaded_at = 0.0
         self._refresh: asyncio.Task | None = None
         self._sold_out: dict[str, bool] = {}  # last sold-out flag this replica published per SKU
 
     async def contains(self, sku: str) -> bool:
-        if time.monotonic() - self._loaded_at > self.max_age_s:
-            # single flight: a crowd arriving at a stale copy waits on one query, not one each
-            if self._refresh is None:
-                self._refresh = asyncio.create_task(self._load())
-            try:
-                await asyncio.shield(self._refresh)
-            finally:
-                if self._refresh is not None and self._refresh.done():
-                    self._refresh = None
+        if time.monotonic() - self._loaded_at > self.max_age_s and self._refresh is None:
+            self._refresh = asyncio.create_task(self._load())
+        if self._skus is None:  # nothing to answer from yet
+            await asyncio.shield(self._refresh)
         return sku in self._skus
 
     async def _load(self) -> None:
-        rows = await self.pool.fetch(
-            "select v.sku from variants v join products p on p.id = v.product_id where p.flash_sale")
-        self._skus = frozenset(r["sku"] for r in rows)
-        self._loaded_at = time.monotonic()
+        try:
+            rows = await self.pool.fetch(
+                "select v.sku from variants v join products p on p.id = v.product_id where p.flash_sale")
+            self._skus = frozenset(r["sku"] for r in rows)
+            self._loaded_at = time.monotonic()
+        except Exception as exc:
+            if self._skus is None:
+                raise  # the first load has no old copy to fall back on: the caller sees the fault
+            log.warning("refreshing flash-sale SKUs failed; keeping the old copy", extra={"error": repr(exc)})
+        finally:
+            self._refresh = None
 
     def sold_out_changed(self, sku: str, sold_out: bool) -> bool:
         """True when this replica has not yet published this sold-out state for the SKU."""
@@ -137,4 +145,7 @@ class FlashSkus:
 def accounts_parts(config: ApiConfig, pool: asyncpg.Pool) -> dict:
     """Accounts and rate limits (fails fast on missing or placeholder secrets)."""
     limiter = RateLimiter(config.owners.redis_url, config.serve.rate_limits)
-    return {"rate_limiter": limiter, "accounts": Accounts(pool, config.auth, limiter)}
+    owners = config.owners.settings  # the Notifier's mail settings: the reset mail goes out the same way
+    mailbox = Mailbox(pool, owners.mailbox_dir)
+    sender = SmtpSender(owners.smtp_url) if owners.smtp_url else None
+    return {"rate_limiter": limiter, "accounts": Accounts(pool, config.auth, limiter, mailbox, sender)}

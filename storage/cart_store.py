@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.outbox import OutboxRow, outbox_columns, outbox_cte
+from storage.outbox import OUTBOX_CHANNEL, OutboxRow, outbox_columns, outbox_cte
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ with carts_up as (
     returning 1
 ),
 """ + outbox_cte(8) + """
-select (select count(*) from carts_up) as written, pg_notify('surge_outbox', '') as notified
+select (select count(*) from carts_up) as written, pg_notify('""" + OUTBOX_CHANNEL + """', '') as notified
 """
 
 

@@ -92,11 +92,8 @@ class CategorySource:
 
 
 async def write_catalog_event(conn, key: str, type_: str, payload: dict[str, Any]) -> None:
-    payload = {**payload, "occurred_at": time.time()}
-    await conn.execute(
-        "insert into outbox (event_id, topic, key, type, payload) values ($1, $2, $3, $4, $5::text::jsonb)",
-        uuid.uuid4(), CATALOG_TOPIC, key, type_, json.dumps(payload, separators=(",", ":")))
-    await conn.execute("select pg_notify($1, '')", outbox.OUTBOX_CHANNEL)
+    now = time.time()
+    await outbox.write(conn, [outbox.OutboxRow(uuid.uuid4(), CATALOG_TOPIC, key, type_, {**payload, "occurred_at": now}, now)])
 
 
 # --- categories ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.outbox import OutboxRow, outbox_columns, outbox_cte
+from storage.outbox import OUTBOX_CHANNEL, OutboxRow, outbox_columns, outbox_cte
 
 
 class StaleOwner(RuntimeError):
@@ -74,7 +74,7 @@ moves as (
 """ + outbox_cte(26) + """
 select (select count(*) from stock) as stock_written,
        -- wakes the EventRelay when this statement commits (delivered on commit, never before)
-       pg_notify('surge_outbox', '') as notified
+       pg_notify('""" + OUTBOX_CHANNEL + """', '') as notified
 """
 
 

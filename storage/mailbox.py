@@ -107,9 +107,24 @@ class Mailbox:
         os.replace(tmp, path)
         return path
 
+    async def deliver(self, entry: MailboxEntry, sender=None) -> bool:
+        """Write the entry's .eml and send it (through `sender`, an SmtpSender, when configured) unless
+        an earlier delivery did; True when it was delivered now."""
+        if entry.sent:
+            return False
+        await self.write_file(entry)
+        if sender is not None:
+            await sender.send(self.message(entry))
+        await self.mark_sent(entry.id, transport_of(sender))
+        return True
+
     async def mark_sent(self, entry_id: int, transport: str) -> None:
         await self.pool.execute("update notifications set sent_at = now(), transport = $2 where id = $1 and sent_at is null",
                                 entry_id, transport)
+
+
+def transport_of(sender) -> str:
+    return sender.transport if sender is not None else "mailbox"
 
 
 async def list_notifications(pool: asyncpg.Pool, order_number: str | None = None, kind: str | None = None,

@@ -11,13 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from storage.outbox import OutboxRow, outbox_columns
-
-_OUTBOX_SQL = """
-insert into outbox (event_id, topic, key, type, payload, created_at)
-select e, t, k, ty, pl::jsonb, to_timestamp(at)
-from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) as x(e, t, k, ty, pl, at)
-"""
+from storage.outbox import OutboxRow
+from storage.outbox import write as outbox_write
 
 ORDER_COLUMNS = """id, number, cart_id, idempotency_key, request_fingerprint, customer_id::text as customer_id, email, status, currency,
     subtotal_minor, discount_minor, shipping_minor, total_minor, coupon_code, shipping_method, shipping_address,
@@ -26,12 +21,6 @@ ORDER_COLUMNS = """id, number, cart_id, idempotency_key, request_fingerprint, cu
     extract(epoch from created_at)::float8 as created_at, extract(epoch from paid_at)::float8 as paid_at,
     extract(epoch from shipped_at)::float8 as shipped_at, extract(epoch from delivered_at)::float8 as delivered_at,
     extract(epoch from cancelled_at)::float8 as cancelled_at, extract(epoch from expires_at)::float8 as expires_at"""
-
-
-async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
-    if rows:
-        await conn.execute(_OUTBOX_SQL, *outbox_columns(rows))
-        await conn.execute("select pg_notify('surge_outbox', '')")
 
 
 async def find_by_key(conn, cart_id: str, key: str) -> asyncpg.Record | None:
@@ -103,7 +92,7 @@ async def create(conn: asyncpg.Connection, order: dict[str, Any], order_lines: l
                            order["coupon_code"], row["id"], customer_key)
     outbox = [OutboxRow(o.event_id, o.topic, number if o.key == "" else o.key, o.type,
                         {**o.payload, "number": number}, o.occurred_at) for o in outbox]
-    await write_outbox(conn, outbox)
+    await outbox_write(conn, outbox)
     return row
 
 
@@ -142,8 +131,14 @@ async def transition(conn, order_id: int, from_statuses: Sequence[str], to_statu
         return None
     await conn.execute("insert into order_history (order_id, status, note, actor) values ($1, $2, $3, $4)",
                        order_id, to_status, note, actor)
-    await write_outbox(conn, outbox)
+    await outbox_write(conn, outbox)
     return row
+
+
+async def committed_lines(conn, reservation_ids: list[str]) -> list[asyncpg.Record]:
+    """What these reservations sold (their committed lines), e.g. to put back after a refund."""
+    return await conn.fetch("select sku, quantity from reservation_lines where reservation_id = any($1::text[]) "
+                            "and state = 'committed'", reservation_ids)
 
 
 async def release_coupon(conn, order_id: int) -> None:

@@ -47,6 +47,14 @@ def outbox_cte(first_param: int) -> str:
 OUTBOX_CHANNEL = "surge_outbox"
 
 
+async def write(conn, rows: Iterable[OutboxRow]) -> None:
+    """Insert outbox rows in the caller's transaction and wake the relay when it commits (one
+    statement). Owners with their own batch statement use `outbox_cte` instead."""
+    rows = list(rows)
+    if rows:
+        await conn.execute(f"with {outbox_cte(1).strip()} select pg_notify('{OUTBOX_CHANNEL}', '')", *outbox_columns(rows))
+
+
 def stream_name(topic: str) -> str:
     """The Valkey stream an outbox topic is relayed to."""
     return f"surge:events:{topic}"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import asyncpg
 
 DEMO_MARKER = "demo_seed_v1"
+DEMO_EXTRAS_MARKER = "demo_accounts_coupon_v1"
 
 CATEGORIES = [
     ("apparel", "Apparel", None), ("shoes", "Shoes", "apparel"), ("tops", "Tops", "apparel"),
@@ -44,12 +45,19 @@ async def _ensure_categories(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 async def seed_demo(pool: asyncpg.Pool) -> bool:
-    """Create the demo catalog once; returns False when it was already there."""
-    await seed_demo_accounts(pool)
+    """Create the demo data once; returns False when the catalog was already there.
+
+    The demo accounts and the SAVE10 coupon came after the first demo seed, so they have a marker of
+    their own: a data dir seeded before them gets them once, and what an operator deletes later
+    (the demo admin with its published password, above all) does not come back at the next start."""
+    if not await pool.fetchval("select 1 from surge_meta where key = $1", DEMO_EXTRAS_MARKER):
+        await seed_demo_accounts(pool)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("insert into coupons (code, kind, value) values ('SAVE10', 'percent', 10) "
+                               "on conflict (code) do nothing")
+            await conn.execute("insert into surge_meta (key, value) values ($1, $2) on conflict (key) do nothing",
+                               DEMO_EXTRAS_MARKER, {"done": True})
     async with pool.acquire() as conn, conn.transaction():
-        # the demo coupon (UI_CONTRACT): 10% off the subtotal; added to older data dirs too
-        await conn.execute("insert into coupons (code, kind, value) values ('SAVE10', 'percent', 10) "
-                           "on conflict (code) do nothing")
         if await conn.fetchval("select 1 from surge_meta where key = $1", DEMO_MARKER):
             return False
         cats = await _ensure_categories(conn)

@@ -13,6 +13,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 CART_PURPOSE = b"surge-cart:"
 ORDER_PURPOSE = b"surge-order:"
+WAITING_ROOM_PURPOSE = b"surge-waiting-room:"
 MAX_TOKEN_LEN = 200
 
 

@@ -106,14 +106,6 @@ async def consume_reset_token(conn: asyncpg.Connection, token_hash: bytes) -> uu
     return user_id
 
 
-async def queue_email(conn: asyncpg.Connection, kind: str, to_email: str, subject: str, body: str) -> uuid.UUID:
-    """A row in the notifications mailbox (0002_orders.sql); the mail transport sends it from there."""
-    event_id = uuid.uuid4()
-    await conn.execute("insert into notifications (event_id, kind, to_email, subject, body) values ($1, $2, $3, $4, $5)",
-                       event_id, kind, to_email, subject, body)
-    return event_id
-
-
 # --- support view --------------------------------------------------------------------------------
 
 async def orders_of(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int = 100) -> list[asyncpg.Record]:

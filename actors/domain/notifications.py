@@ -3,7 +3,7 @@
 Pure: an order event's type and payload in, a `Notification` out (or None for events that notify
 nobody). Payload fields, as `OrderPipeline` emits them: `number`, `email`, `total_minor`,
 `currency`; `OrderShipped` adds `carrier` and `tracking_number`; `OrderRefunded` may add
-`refund_minor` (else the total is quoted). Money is formatted from integer minor units, never floats.
+`refunded_minor`, the total refunded so far (else the order total is quoted). Money is formatted from integer minor units, never floats.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def render(event_type: str, payload: Mapping[str, Any]) -> Notification | None:
         lines = [f"Order {number} has been delivered. We hope you enjoy it.", "",
                  "If something is not right, you can request a return from your order page."]
     elif kind == "order_refunded":
-        amount = _money(payload, "refund_minor") if payload.get("refund_minor") is not None else total
+        amount = _money(payload, "refunded_minor") if payload.get("refunded_minor") is not None else total
         subject = f"Refund issued for order {number}"
         lines = [f"We have refunded {amount} for order {number} to your original payment method.", "",
                  "Depending on your bank, it can take a few days to appear on your statement."]

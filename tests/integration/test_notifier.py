@@ -153,7 +153,7 @@ async def test_a_recorded_but_unsent_notification_is_sent_on_redelivery(redis, d
     number, sender = order_number(), FailingOnce()
     consumer = NotificationConsumer(redis, Mailbox(db, tmp_path), sender, stream=private_stream, group="g", consumer="c")
     await consumer.ensure_group()
-    await redis.xadd(private_stream, entry("OrderRefunded", number, refund_minor=1000))
+    await redis.xadd(private_stream, entry("OrderRefunded", number, refunded_minor=1000))
     with pytest.raises(ConnectionError):
         await consumer.read_new(block_ms=10)
     [row] = await rows_for(db, number)

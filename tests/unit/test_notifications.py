@@ -39,7 +39,7 @@ def test_shipped_gives_carrier_and_tracking_number():
 
 
 def test_refunded_quotes_the_refund_when_given_else_the_total():
-    assert "$10.00" in render("OrderRefunded", {**BASE, "refund_minor": 1000}).body
+    assert "$10.00" in render("OrderRefunded", {**BASE, "refunded_minor": 1000}).body
     assert "$1,234.56" in render("OrderRefunded", BASE).body
 
 
