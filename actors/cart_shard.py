@@ -140,43 +140,51 @@ class CartShard:
             return cart_view(cart)
 
     async def set_item(self, cart_id: str, customer_id: str | None, sku: str, quantity: int, *, add: bool = False,
-                       flash: bool = False, cap: int | None = None, hold_ttl_s: float = 600.0) -> dict[str, Any]:
+                       flash: bool = False, cap: int | None = None, hold_ttl_s: float | None = None) -> dict[str, Any]:
         """Put `quantity` units of `sku` in the cart (`add`: on top of what is there). A flash-sale
         SKU is held in the inventory first; refusal (sold out, cap) raises and changes nothing."""
         async with self._lock(cart_id):
             cart = await self._get(cart_id, create_for=customer_id)
-            self._check_active(cart)
-            await self._drop_expired(cart)
             line = cart.lines.get(sku)
             target = quantity + (line.quantity if add and line is not None else 0)
-            check_quantity(target, cap)
-            plan = plan_holds(line.holds if line is not None else [], target) if flash else None
-            holds: list[Hold] = []
-            if plan is not None:
-                if plan.release and plan.reserve:
-                    await self._release(plan.release)  # a split hold: its units go back before the remainder is re-held
-                if plan.reserve:
-                    rid = f"hold:{cart_id}:{sku}:{uuid.uuid4().hex[:12]}"
-                    outcome = await self.inventory.reserve(rid, f"cart:{cart_id}", [(sku, plan.reserve)], hold_ttl_s,
-                                                           customer_id=cart.customer_id)
-                    if not outcome.held:
-                        if plan.release:  # the split hold is gone: the line keeps what is still held
-                            kept = sum(h.quantity for h in plan.keep)
-                            if kept:
-                                cart.set_line(sku, kept, time.time(), holds=plan.keep)
-                            else:
-                                cart.remove_line(sku)
-                            await self._save(cart)
-                        raise error_for(outcome.code or "out_of_stock", outcome.detail, sku=sku,
-                                        available=outcome.available.get(sku, 0))
-                    holds = [*plan.keep, Hold(rid, plan.reserve, outcome.expires_at)]
-                else:
-                    holds = plan.keep
-            cart.set_line(sku, target, time.time(), cap=cap, holds=holds)
-            view = await self._save(cart)
-        if plan is not None and plan.release and not plan.reserve:
-            await self._release(plan.release)  # after the cart that no longer points to them is durable
+            view, released = await self._put_line(cart, sku, target, flash, cap, hold_ttl_s)
+        await self._release(released)  # after the cart that no longer points to them is durable
         return view
+
+    async def _put_line(self, cart: Cart, sku: str, target: int, flash: bool, cap: int | None,
+                        hold_ttl_s: float | None) -> tuple[dict[str, Any], list[Hold]]:
+        """Under the cart's lock: the line at `target` units, holding a flash SKU's added units; returns
+        the saved view and the holds to release once the lock is let go."""
+        self._check_active(cart)
+        await self._drop_expired(cart)
+        line = cart.lines.get(sku)
+        check_quantity(target, cap)
+        plan = plan_holds(line.holds if line is not None else [], target) if flash else None
+        holds: list[Hold] = []
+        if plan is not None:
+            if plan.release and plan.reserve:
+                await self._release(plan.release)  # a split hold: its units go back before the remainder is re-held
+            if plan.reserve:
+                rid = f"hold:{cart.id}:{sku}:{uuid.uuid4().hex[:12]}"
+                outcome = await self.inventory.reserve(rid, f"cart:{cart.id}", [(sku, plan.reserve)],
+                                                       hold_ttl_s or self.config.settings.cart_hold_ttl_s,
+                                                       customer_id=cart.customer_id)
+                if not outcome.held:
+                    if plan.release:  # the split hold is gone: the line keeps what is still held
+                        kept = sum(h.quantity for h in plan.keep)
+                        if kept:
+                            cart.set_line(sku, kept, time.time(), holds=plan.keep)
+                        else:
+                            cart.remove_line(sku)
+                        await self._save(cart)
+                    raise error_for(outcome.code or "out_of_stock", outcome.detail, sku=sku,
+                                    available=outcome.available.get(sku, 0))
+                holds = [*plan.keep, Hold(rid, plan.reserve, outcome.expires_at)]
+            else:
+                holds = plan.keep
+        cart.set_line(sku, target, time.time(), cap=cap, holds=holds)
+        view = await self._save(cart)
+        return view, (plan.release if plan is not None and not plan.reserve else [])
 
     async def remove_item(self, cart_id: str, sku: str) -> dict[str, Any]:
         async with self._lock(cart_id):
@@ -197,15 +205,15 @@ class CartShard:
         return view
 
     async def move_to_cart(self, cart_id: str, customer_id: str | None, sku: str, *, flash: bool = False,
-                           cap: int | None = None, hold_ttl_s: float = 600.0) -> dict[str, Any]:
-        async with self._lock(cart_id):
+                           cap: int | None = None, hold_ttl_s: float | None = None) -> dict[str, Any]:
+        async with self._lock(cart_id):  # one lock from reading the saved quantity to writing the line
             cart = await self._get(cart_id)
-            self._check_active(cart)
             quantity = cart.saved.get(sku)
-        if quantity is None:
-            raise error_for("not_found", "This item is not saved for later.", sku=sku)
-        return await self.set_item(cart_id, customer_id, sku, min(quantity, cap or quantity), flash=flash, cap=cap,
-                                   hold_ttl_s=hold_ttl_s)
+            if quantity is None:
+                raise error_for("not_found", "This item is not saved for later.", sku=sku)
+            view, released = await self._put_line(cart, sku, min(quantity, cap or quantity), flash, cap, hold_ttl_s)
+        await self._release(released)
+        return view
 
     async def set_coupon(self, cart_id: str, code: str | None) -> dict[str, Any]:
         async with self._lock(cart_id):

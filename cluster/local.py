@@ -76,7 +76,7 @@ def validate_urls(surge: SurgeSettings, storage: StorageSettings) -> None:
         ("DATABASE_URL", storage.database_url, {"postgres", "postgresql"}),
         ("REDIS_URL", storage.redis_url, {"redis", "rediss", "unix"}),
         ("STRIPE_API_BASE", surge.stripe_api_base, {"http", "https"}),
-        ("ELASTICSEARCH_URL", surge.elasticsearch_url, {"http", "https"}),
+        ("ELASTICSEARCH_URL", storage.elasticsearch_url, {"http", "https"}),
     ]
     for name, value, schemes in checks:
         if value is None:
@@ -186,13 +186,8 @@ class LocalStack:
 
     def stripe_webhook_secret(self) -> str:
         """SURGE_STRIPE_WEBHOOK_SECRET, else a random whsec_… kept (0600) in the data dir, like the admin token."""
-        if self.surge.stripe_webhook_secret:
-            return self.surge.stripe_webhook_secret
-        path = self.data_dir / "stripe_webhook_secret"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text("whsec_" + secrets.token_urlsafe(32))
-        return path.read_text().strip()
+        return self.serve.stripe_webhook_secret or _data_dir_secret(self.data_dir / "stripe_webhook_secret",
+                                                                    lambda: "whsec_" + secrets.token_urlsafe(32))
 
     def _ray(self) -> tuple[str, str]:
         import ray
@@ -252,13 +247,7 @@ class LocalStack:
 
     def admin_token(self) -> str:
         """SURGE_ADMIN_TOKEN, else a random one kept (0600) in the data dir so it survives restarts."""
-        if self.serve.admin_token:
-            return self.serve.admin_token
-        path = self.data_dir / "admin_token"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(32))
-        return path.read_text().strip()
+        return self.serve.admin_token or _data_dir_secret(self.data_dir / "admin_token", lambda: secrets.token_urlsafe(32))
 
     def auth_settings(self) -> AuthSettings:
         """AuthSettings with its secrets: from the environment, else generated once and kept (0600)

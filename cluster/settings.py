@@ -20,9 +20,5 @@ class SurgeSettings(BaseSettings):
     ray_address: str | None = Field(default=None, alias="RAY_ADDRESS")
     stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
     stripe_api_key: str = Field(default="sk_test_surge_local", alias="STRIPE_API_KEY")
-    # Signs Stripe's webhooks to Surge; unset = a random one kept in the data dir and registered with
-    # the embedded localstripe. With real Stripe, the endpoint's secret from Stripe's dashboard.
-    stripe_webhook_secret: str | None = Field(default=None, min_length=16)
-    elasticsearch_url: str | None = Field(default=None, alias="ELASTICSEARCH_URL")
     log_level: str = "INFO"
     seed_demo: bool = True

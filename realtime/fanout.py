@@ -17,6 +17,7 @@ from storage import live_views
 from storage.analytics_store import ANALYTICS_STREAM, record_product_views
 from storage.cache import create_redis
 from storage.outbox import stream_name
+from storage.pool import close_quietly
 
 log = logging.getLogger("surge.hub")
 
@@ -157,11 +158,10 @@ async def consume_events(fanout: EventFanout, redis_url: str) -> None:
     """Fan committed events out to subscribers. Every hub process reads every stream itself (XREAD,
     no consumer group), so hubs side by side each deliver to their own sockets. Starts at the
     streams' ends: a subscriber gets the current state from a snapshot; reconnects if Valkey drops."""
-    import redis.asyncio as aioredis
-
     last = {stream: "$" for stream in STREAMS}
     while True:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=3)
+        # a read timeout above the 1 s block: a half-open connection fails and reconnects instead of hanging
+        client = create_redis(redis_url, timeout_s=5.0, decode_responses=True)
         try:
             while True:
                 batches = await client.xread(last, block=1000, count=500)
@@ -175,7 +175,7 @@ async def consume_events(fanout: EventFanout, redis_url: str) -> None:
             log.warning("event streams unavailable; retrying", extra={"error": repr(exc)})
             await asyncio.sleep(1)
         finally:
-            await client.aclose()
+            await close_quietly(client.aclose())
 
 
 async def count_views(feeds: Feeds, redis_url: str) -> None:

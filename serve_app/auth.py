@@ -51,29 +51,33 @@ def _is_service_token(request: Request, token: str) -> bool:
     return expected is not None and secrets.compare_digest(token.encode(), expected.encode())
 
 
-async def optional_user(request: Request, bearer: str | None = Depends(oauth2_scheme)) -> Principal | None:
+async def _resolve(request: Request, bearer: str | None, *, lenient_cookie: bool) -> Principal | None:
+    """The caller from a bearer (the service token or a JWT: a bad one is an error) or the session
+    cookie (a bad one is an error too, unless `lenient_cookie`: then the caller is anonymous)."""
     if bearer:
         if _is_service_token(request, bearer):
             return SERVICE_PRINCIPAL
         return await principal_from_jwt(request, bearer)
     cookie = request.cookies.get(ACCESS_COOKIE)
-    if cookie:
-        try:
-            return await principal_from_jwt(request, cookie)
-        except (InvalidToken, AccountDeactivated):
+    if not cookie:
+        return None
+    try:
+        return await principal_from_jwt(request, cookie)
+    except (InvalidToken, AccountDeactivated):
+        if lenient_cookie:
             return None
-    return None
+        raise
+
+
+async def optional_user(request: Request, bearer: str | None = Depends(oauth2_scheme)) -> Principal | None:
+    return await _resolve(request, bearer, lenient_cookie=True)
 
 
 async def _authenticated(request: Request, bearer: str | None = Depends(oauth2_scheme)) -> Principal:
-    if bearer:
-        if _is_service_token(request, bearer):
-            return SERVICE_PRINCIPAL
-        return await principal_from_jwt(request, bearer)
-    cookie = request.cookies.get(ACCESS_COOKIE)
-    if cookie:
-        return await principal_from_jwt(request, cookie)
-    raise Unauthenticated()
+    principal = await _resolve(request, bearer, lenient_cookie=False)
+    if principal is None:
+        raise Unauthenticated()
+    return principal
 
 
 async def current_user(principal: Principal = Depends(_authenticated)) -> Principal:

@@ -17,7 +17,7 @@ from actors.domain.pricing import SHIPPING_RATES, Coupon, PricedLine, ShippingMe
 from serve_app.context import AppContext
 from serve_app.principal import Principal
 from storage import cart_store, order_store
-from storage.catalog_prices import sku_info
+from storage.catalog_prices import SkuInfo, sku_info
 
 COOKIE = "surge_cart"
 HEADER = "x-cart-token"
@@ -60,13 +60,16 @@ def empty_view(cart_id: str | None) -> dict[str, Any]:
 
 
 async def priced(ctx: AppContext, cart: dict[str, Any] | None, customer_key: str | None,
-                 shipping_method: ShippingMethod = ShippingMethod.STANDARD) -> dict[str, Any]:
-    """The cart as the shopper sees it: lines with names and prices, hold countdowns, totals."""
+                 shipping_method: ShippingMethod = ShippingMethod.STANDARD,
+                 known: dict[str, SkuInfo] | None = None) -> dict[str, Any]:
+    """The cart as the shopper sees it: lines with names and prices, hold countdowns, totals.
+    `known`: SKU facts the caller already read in this request (not read again)."""
     if cart is None:
         return empty_view(None)
     now = time.time()
     skus = [l["sku"] for l in cart["lines"]] + [s["sku"] for s in cart["saved"]]
-    infos = await sku_info(ctx.pool, skus)
+    infos = dict(known or {})
+    infos.update(await sku_info(ctx.pool, [s for s in skus if s not in infos]))
     sellable = [l for l in cart["lines"] if l["sku"] in infos and infos[l["sku"]].active]
     unavailable = [l["sku"] for l in cart["lines"] if l not in sellable]
     currency = infos[sellable[0]["sku"]].currency if sellable else cart.get("currency", "USD")

@@ -36,49 +36,33 @@ class RateLimiter:
             self._strategy = MovingWindowRateLimiter(storage)
         self.failed_open = 0  # checks allowed because the store was unreachable
 
-    def item(self, name: str, default: str | None = None) -> RateLimitItem:
+    def item(self, name: str) -> RateLimitItem:
         if name not in self.items:
-            if default is None:
-                raise KeyError(f"no rate limit named {name!r} in settings")
-            self.items[name] = parse(default)
+            raise KeyError(f"no rate limit named {name!r} in settings")
         return self.items[name]
 
-    async def hit(self, name: str, key: str, default: str | None = None) -> None:
+    async def hit(self, name: str, key: str) -> None:
         """Count one request against `name` for `key`; raises RateLimited (429 + Retry-After) past the limit."""
-        item = self.item(name, default)
+        await self._enforce(name, key, count=True)
+
+    async def check(self, name: str, key: str) -> None:
+        """Refuse if `key` is already over the limit, without counting this request (for counting
+        failures only, with `hit` after a failure)."""
+        await self._enforce(name, key, count=False)
+
+    async def _enforce(self, name: str, key: str, count: bool) -> None:
+        item = self.item(name)
         if self._skip():
             return
         try:
-            if await self._strategy.hit(item, name, key):
+            allowed = await (self._strategy.hit if count else self._strategy.test)(item, name, key)
+            if allowed:
                 return
             retry_after = await self._retry_after(item, name, key)
         except Exception as exc:  # fail open: availability over brute-force protection while Valkey is down
             self._fail_open(name, exc)
             return
         raise RateLimited(retry_after=retry_after, limit=name)
-
-    async def check(self, name: str, key: str, default: str | None = None) -> None:
-        """Refuse if `key` is already over the limit, without counting this request (for counting
-        failures only, with `hit` after a failure)."""
-        item = self.item(name, default)
-        if self._skip():
-            return
-        try:
-            if await self._strategy.test(item, name, key):
-                return
-            retry_after = await self._retry_after(item, name, key)
-        except Exception as exc:
-            self._fail_open(name, exc)
-            return
-        raise RateLimited(retry_after=retry_after, limit=name)
-
-    async def clear(self, name: str, key: str) -> None:
-        if self._skip():
-            return
-        try:
-            await self._strategy.clear(self.item(name), name, key)
-        except Exception as exc:
-            self._fail_open(name, exc)
 
     async def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
         stats = await self._strategy.get_window_stats(item, *identifiers)
@@ -124,12 +108,11 @@ def account_key(email: str) -> str:
 
 class RateLimit:
     """A dependency: `Depends(RateLimit("search"))` limits a route per client address, with the
-    limit named in settings (`SURGE_RATE_LIMITS`), else `default`."""
+    limit named in settings (`SURGE_RATE_LIMITS`)."""
 
-    def __init__(self, name: str, default: str | None = None):
+    def __init__(self, name: str):
         self.name = name
-        self.default = default
 
     async def __call__(self, request: Request) -> None:
         limiter: RateLimiter = request.app.state.ctx.rate_limiter
-        await limiter.hit(self.name, client_address(request), self.default)
+        await limiter.hit(self.name, client_address(request))

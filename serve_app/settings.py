@@ -37,7 +37,9 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Bearer token for admin and internal routes until accounts exist; unset = admin routes closed.
     admin_token: str | None = Field(default=None, min_length=24)
-    # Verifies POST /webhooks/stripe (Stripe's signature scheme); unset = webhooks refused.
+    # Verifies POST /webhooks/stripe (Stripe's signature scheme). `surge up` without it: a random one kept
+    # in the data dir and registered with the embedded localstripe; with real Stripe, the endpoint's
+    # secret from Stripe's dashboard. Unset on a cluster = webhooks refused.
     stripe_webhook_secret: str | None = Field(default=None, min_length=16)
     # Reservations in flight per replica before the API sheds load with 429 + Retry-After.
     reserve_max_in_flight: int = Field(default=2000, ge=1)

@@ -40,6 +40,19 @@ async def lines(conn, order_id: int) -> list[asyncpg.Record]:
                             "from order_lines where order_id = $1 order by sku", order_id)
 
 
+async def lines_and_history(conn, order_ids: list[int]) -> tuple[dict[int, list[dict]], dict[int, list[dict]]]:
+    """The lines and the history of many orders in two queries (lists of orders, not one query per row)."""
+    lines: dict[int, list[dict]] = {i: [] for i in order_ids}
+    history: dict[int, list[dict]] = {i: [] for i in order_ids}
+    for r in await conn.fetch("select order_id, sku, product_id, name, quantity, unit_price_minor, line_total_minor "
+                              "from order_lines where order_id = any($1::int8[]) order by order_id, sku", order_ids):
+        lines[r["order_id"]].append(dict(r))
+    for r in await conn.fetch("select order_id, status, note, actor, extract(epoch from at) as at from order_history "
+                              "where order_id = any($1::int8[]) order by order_id, id", order_ids):
+        history[r["order_id"]].append(dict(r))
+    return lines, history
+
+
 async def history(conn, order_id: int) -> list[asyncpg.Record]:
     return await conn.fetch("select status, note, actor, extract(epoch from at)::float8 as at from order_history "
                             "where order_id = $1 order by id", order_id)

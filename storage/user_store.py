@@ -5,7 +5,6 @@ Emails are unique case-insensitively (`lower(email)` index); the phone is stored
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 
@@ -104,21 +103,3 @@ async def consume_reset_token(conn: asyncpg.Connection, token_hash: bytes) -> uu
         await conn.execute("update password_reset_tokens set used_at = now() where user_id = $1 and used_at is null",
                            user_id)
     return user_id
-
-
-# --- support view --------------------------------------------------------------------------------
-
-async def orders_of(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int = 100) -> list[asyncpg.Record]:
-    return await pool.fetch(
-        "select number, status, currency, subtotal_minor, discount_minor, shipping_minor, total_minor, "
-        "payment_status, carrier, tracking_number, created_at, paid_at, shipped_at from orders "
-        "where customer_id = $1 order by created_at desc limit $2", user_id, limit)
-
-
-async def carts_of(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int = 50) -> list[asyncpg.Record]:
-    return await pool.fetch("select id, status, currency, doc, version, created_at, updated_at from carts "
-                            "where customer_id = $1 order by updated_at desc limit $2", user_id, limit)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -117,13 +117,6 @@ class Cart:
         self.saved[sku] = line.quantity
         return line
 
-    def unsave(self, sku: str) -> int:
-        quantity = self.saved.pop(sku, None)
-        if quantity is None:
-            raise NotFound("This item is not saved for later.", sku=sku)
-        self._changed()
-        return quantity
-
     def set_coupon(self, code: str | None) -> None:
         self.coupon_code = code.strip().upper() if code else None
         self._changed()

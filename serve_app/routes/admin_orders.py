@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
 
-from actors.domain.errors import NotFound, ValidationFailed
+from actors.domain.errors import ValidationFailed
 from serve_app import orders_access
 from serve_app.deps import Admin, Ctx
 from serve_app.schemas import CouponCreate, IdempotencyKey, OrderView, RefundRequest, ShipRequest
@@ -22,14 +22,6 @@ def _actor(admin) -> str:
     return f"admin:{admin.user_id}" if getattr(admin, "user_id", None) else "admin:service"
 
 
-async def _row(ctx, number: str):
-    async with ctx.pool.acquire() as conn:
-        row = await order_store.get(conn, number)
-    if row is None:
-        raise NotFound("Order not found.")
-    return row
-
-
 @router.get("/orders")
 async def list_orders(ctx: Ctx, admin: Admin, status: Status | None = None,
                       email: Annotated[str | None, Query(max_length=254)] = None,
@@ -38,16 +30,16 @@ async def list_orders(ctx: Ctx, admin: Admin, status: Status | None = None,
                       before_id: Annotated[int | None, Query(ge=1)] = None) -> list[OrderView]:
     async with ctx.pool.acquire() as conn:
         rows = await order_store.search(conn, status=status, email=email, number=number, limit=limit, before_id=before_id)
-    return [OrderView(**await orders_access.view(ctx, r)) for r in rows]
+    return [OrderView(**v) for v in await orders_access.views(ctx, rows)]
 
 
 @router.get("/orders/{number}")
 async def get_order(ctx: Ctx, admin: Admin, number: Number) -> OrderView:
-    return OrderView(**await orders_access.view(ctx, await _row(ctx, number)))
+    return OrderView(**await orders_access.view(ctx, await orders_access.order_or_404(ctx, number)))
 
 
 async def _step(ctx, admin, number: str, method: str, *args, **kwargs) -> OrderView:
-    row = await _row(ctx, number)
+    row = await orders_access.order_or_404(ctx, number)
     return OrderView(**await ctx.directory.call_key("order", row["cart_id"], method, number, _actor(admin), *args,
                                                     retry=False, **kwargs))
 

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Query
 
 from actors.domain.errors import InvalidTransition, NotFound
 from serve_app.account_models import AuditEntry, RoleChange, User, UserPage
+from serve_app import orders_access
 from serve_app.deps import AdminUser, Ctx
 from serve_app.principal import Principal
-from storage import admin_audit, session_store, user_store
+from serve_app.schemas import OrderView
+from storage import admin_audit, cart_store, order_store, session_store, user_store
 
 router = APIRouter(prefix="/admin", tags=["admin users"], responses={
     401: {"description": "Not signed in, or the token is invalid"}, 403: {"description": "Not an admin"}})
@@ -55,21 +57,22 @@ async def get_user(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> User:
 
 
 @router.get("/users/{user_id}/orders", responses=_NOT_FOUND)
-async def user_orders(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> list[dict]:
+async def user_orders(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> list[OrderView]:
     """Support view: the customer's orders, newest first."""
     await _user_or_404(ctx, user_id)
-    rows = await user_store.orders_of(ctx.pool, user_id)
+    async with ctx.pool.acquire() as conn:
+        rows = await order_store.for_customer(conn, str(user_id), limit=100)
     await _audit(ctx, admin, "user.orders.view", "user", user_id)
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(r).items()} for r in rows]
+    return [OrderView(**v) for v in await orders_access.views(ctx, rows)]
 
 
 @router.get("/users/{user_id}/carts", responses=_NOT_FOUND)
 async def user_carts(ctx: Ctx, admin: AdminUser, user_id: uuid.UUID) -> list[dict]:
     """Support view: the customer's carts (active, merged, converted), newest first."""
     await _user_or_404(ctx, user_id)
-    rows = await user_store.carts_of(ctx.pool, user_id)
+    rows = await cart_store.carts_of(ctx.pool, str(user_id))
     await _audit(ctx, admin, "user.carts.view", "user", user_id)
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in dict(r).items()} for r in rows]
+    return [dict(r) for r in rows]
 
 
 async def _set_status(ctx, admin: Principal, user_id: uuid.UUID, new_status: str) -> User:

@@ -21,8 +21,8 @@ def _customer(user: Principal | None) -> str | None:
     return str(user.user_id) if user is not None and user.user_id is not None else None
 
 
-async def _view(ctx, user, cart: dict | None) -> dict:
-    return await cart_session.priced(ctx, cart, _customer(user))
+async def _view(ctx, user, cart: dict | None, info=None) -> dict:
+    return await cart_session.priced(ctx, cart, _customer(user), known={info.sku: info} if info else None)
 
 
 async def _sellable(ctx, sku: str):
@@ -49,9 +49,8 @@ async def add_item(ctx: Ctx, request: Request, response: Response, user: Optiona
     cart_id = await cart_session.resolve(ctx, request, response, user, create=True)
     # adding is not idempotent: never re-sent after it may have reached the owner
     cart = await ctx.directory.call_key("cart", cart_id, "set_item", cart_id, _customer(user), body.sku, body.quantity,
-                                        add=True, flash=info.flash_sale, cap=info.per_customer_cap,
-                                        hold_ttl_s=ctx.config.owners.settings.cart_hold_ttl_s, retry=False)
-    return CartView(**await _view(ctx, user, cart))
+                                        add=True, flash=info.flash_sale, cap=info.per_customer_cap, retry=False)
+    return CartView(**await _view(ctx, user, cart, info))
 
 
 @router.put("/items/{sku}")
@@ -60,9 +59,8 @@ async def set_quantity(ctx: Ctx, request: Request, response: Response, user: Opt
     info = await _sellable(ctx, sku)
     cart_id = await cart_session.resolve(ctx, request, response, user, create=True)
     cart = await ctx.directory.call_key("cart", cart_id, "set_item", cart_id, _customer(user), sku, body.quantity,
-                                        flash=info.flash_sale, cap=info.per_customer_cap,
-                                        hold_ttl_s=ctx.config.owners.settings.cart_hold_ttl_s)
-    return CartView(**await _view(ctx, user, cart))
+                                        flash=info.flash_sale, cap=info.per_customer_cap)
+    return CartView(**await _view(ctx, user, cart, info))
 
 
 async def _existing(ctx, request, response, user) -> str:
@@ -89,9 +87,8 @@ async def move_to_cart(ctx: Ctx, request: Request, response: Response, user: Opt
     info = await _sellable(ctx, sku)
     cart_id = await _existing(ctx, request, response, user)
     cart = await ctx.directory.call_key("cart", cart_id, "move_to_cart", cart_id, _customer(user), sku,
-                                        flash=info.flash_sale, cap=info.per_customer_cap,
-                                        hold_ttl_s=ctx.config.owners.settings.cart_hold_ttl_s)
-    return CartView(**await _view(ctx, user, cart))
+                                        flash=info.flash_sale, cap=info.per_customer_cap)
+    return CartView(**await _view(ctx, user, cart, info))
 
 
 @router.post("/coupon", responses={422: {"description": "Invalid coupon"}})

@@ -23,7 +23,7 @@ async def my_orders(ctx: Ctx, user: CurrentUser, limit: Annotated[int, Query(ge=
         return []  # the service token has no orders of its own
     async with ctx.pool.acquire() as conn:
         rows = await order_store.for_customer(conn, str(user.user_id), limit, before_id)
-    return [OrderView(**await orders_access.view(ctx, r)) for r in rows]
+    return [OrderView(**v) for v in await orders_access.views(ctx, rows)]
 
 
 @router.get("/{number}")

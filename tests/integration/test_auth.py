@@ -86,6 +86,9 @@ async def test_refresh_rotates_and_each_refresh_token_works_once(api, make_custo
     assert (await api.get("/account", headers={"Authorization": f"Bearer {second['access_token']}"})).status_code == 200
     r = await api.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert r.status_code == 200
+    # the one it replaced no longer works
+    r = await api.post("/auth/refresh", json={"refresh_token": customer.refresh_token})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"
 
 
 async def test_reusing_a_refresh_token_revokes_its_whole_family(api, make_customer, db):

@@ -43,6 +43,8 @@ async def test_a_forged_cart_token_is_ignored(stack, shopper, api, db, admin_hea
         assert r.status_code == 200 and r.json()["lines"] == []
         r = await stranger.get("/cart", cookies={"surge_cart": shopper.cookies["surge_cart"] + "x"})
         assert r.json()["lines"] == []
+        r = await stranger.get("/cart", cookies={"surge_cart": shopper.cookies["surge_cart"]})  # the real token does
+        assert [l["sku"] for l in r.json()["lines"]] == [sku]
 
 
 async def test_update_remove_save_for_later_and_back(shopper, api, db, admin_headers):
@@ -145,11 +147,15 @@ async def test_cart_survives_its_owner_being_killed(shopper, api, db, admin_head
     from actors.routing import shard_for
 
     index = shard_for(cart["id"], directory.shard_count("cart"))
+    before = (await directory.call("cart", index, "ping"))["pid"]
     ray.kill(directory.handle("cart", index), no_restart=False)
-    async def back():
-        r = await shopper.get("/cart")
-        return r.status_code == 200 and r.json()
-    view = await async_wait_for(back, timeout_s=60, what="cart owner back")
+
+    async def restarted():
+        return (await directory.call("cart", index, "ping"))["pid"] != before
+    await async_wait_for(restarted, timeout_s=60, what="a new cart owner process")
+    r = await shopper.get("/cart")  # loaded from Postgres by the new process
+    assert r.status_code == 200
+    view = r.json()
     assert view["units"] == 4 and view["lines"][0]["sku"] == sku
 
 

@@ -4,6 +4,7 @@ import asyncio
 import httpx
 import pytest
 import ray
+import stripe
 
 from actors.routing import shard_for
 from tests.conftest import async_wait_for
@@ -100,7 +101,7 @@ async def test_three_d_secure_then_refresh_marks_paid(shopper, api, db, admin_he
     assert (await level(api, sku))["sold"] == 1
 
 
-async def test_twenty_concurrent_submits_with_one_key_make_one_order_and_one_payment(shopper, api, db, admin_headers):
+async def test_twenty_concurrent_submits_with_one_key_make_one_order_and_one_payment(stack, shopper, api, db, admin_headers):
     sku = await make_product(db, api, admin_headers, on_hand=5)
     await shopper.post("/cart/items", json={"sku": sku, "quantity": 2})
     k = key()
@@ -113,6 +114,11 @@ async def test_twenty_concurrent_submits_with_one_key_make_one_order_and_one_pay
     assert row["status"] == "paid" and row["payment_intent_id"]
     assert await db.fetchval("select count(*) from orders where idempotency_key = $1", k) == 1
     assert (await level(api, sku))["sold"] == 2
+    # and one PaymentIntent at the provider (localstripe ignores idempotency keys: Surge must not repeat itself)
+    client = stripe.StripeClient("sk_test_surge_local", base_addresses={"api": stack.urls.stripe}, max_network_retries=0)
+    intents = [pi for pi in client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
+               if (pi.to_dict().get("metadata") or {}).get("order_number") == number]
+    assert len(intents) == 1 and intents[0].id == row["payment_intent_id"]
 
 
 async def test_coupon_is_applied_and_counted_at_checkout(shopper, api, db, admin_headers):
@@ -136,6 +142,10 @@ async def test_out_of_stock_at_checkout_is_a_409_and_places_nothing(stack, shopp
     r = await shopper.post("/checkout", json=checkout_body(), headers={"Idempotency-Key": key()})
     assert r.status_code == 409 and r.json()["code"] == "out_of_stock"
     assert (await shopper.get("/cart")).json()["units"] == 1  # the cart is kept
+    lv = await level(api, sku)
+    assert (lv["sold"], lv["reserved"]) == (1, 0)  # the rival's unit, nothing held for the loser
+    assert await db.fetchval("select count(*) from orders o join order_lines l on l.order_id = o.id "
+                             "where l.sku = $1", sku) == 1
 
 
 async def test_checkout_without_key_or_with_an_empty_cart_is_refused(shopper):
@@ -226,11 +236,15 @@ async def test_a_crash_of_the_order_pipeline_mid_saga_never_leaves_stock_held(sh
     index = shard_for(cart["id"], directory.shard_count("order"))
     submit = asyncio.create_task(shopper.post("/checkout", json=checkout_body(), headers={"Idempotency-Key": key()}))
 
+    before = (await directory.call("order", index, "ping"))["pid"]
+
     async def placed():
-        return await db.fetchval("select number from orders where cart_id = $1", cart["id"])
-    await async_wait_for(placed, timeout_s=30, interval_s=0.005, what="the order row")
+        return await db.fetchval("select status from orders where cart_id = $1", cart["id"])
+    status = await async_wait_for(placed, timeout_s=30, interval_s=0.005, what="the order row")
     ray.kill(directory.handle("order", index), no_restart=False)
+    assert status == "pending_payment"  # killed mid-saga, not after it finished
     r = await submit  # the API retries the idempotent saga on the restarted pipeline
+    assert (await directory.call("order", index, "ping"))["pid"] != before
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "paid"
     lv = await level(api, sku)

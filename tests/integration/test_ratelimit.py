@@ -17,12 +17,15 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.integration
 
 
+PROBE_LIMIT = "3/minute"
+
+
 def probe_app(limiter: RateLimiter, name: str) -> FastAPI:
     app = FastAPI()
     app.state.ctx = SimpleNamespace(rate_limiter=limiter)
     install_error_handlers(app)
 
-    @app.get("/probe", dependencies=[Depends(RateLimit(name, "3/minute"))])
+    @app.get("/probe", dependencies=[Depends(RateLimit(name))])
     async def probe() -> dict:
         return {"ok": True}
 
@@ -35,7 +38,7 @@ def client_from(app: FastAPI, address: str) -> httpx.AsyncClient:
 
 async def test_a_route_limit_applies_per_client_address_with_429_and_retry_after(stack):
     name = f"probe-{uuid.uuid4().hex[:8]}"  # a fresh limit: the Valkey is shared by the session
-    app = probe_app(RateLimiter(stack.urls.redis, {}), name)
+    app = probe_app(RateLimiter(stack.urls.redis, {name: PROBE_LIMIT}), name)
     async with client_from(app, "10.0.0.1") as one, client_from(app, "10.0.0.2") as two:
         codes = [(await one.get("/probe")).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
@@ -47,15 +50,15 @@ async def test_a_route_limit_applies_per_client_address_with_429_and_retry_after
 
 async def test_limits_are_shared_by_replicas_through_valkey(stack):
     name = f"probe-{uuid.uuid4().hex[:8]}"
-    replica_1 = probe_app(RateLimiter(stack.urls.redis, {}), name)
-    replica_2 = probe_app(RateLimiter(stack.urls.redis, {}), name)
+    replica_1 = probe_app(RateLimiter(stack.urls.redis, {name: PROBE_LIMIT}), name)
+    replica_2 = probe_app(RateLimiter(stack.urls.redis, {name: PROBE_LIMIT}), name)
     async with client_from(replica_1, "10.0.0.3") as via_1, client_from(replica_2, "10.0.0.3") as via_2:
         assert [(await via_1.get("/probe")).status_code for _ in range(3)] == [200, 200, 200]
         assert (await via_2.get("/probe")).status_code == 429
 
 
 async def test_with_valkey_down_the_limiter_fails_open_and_says_so_once(caplog):
-    limiter = RateLimiter(f"redis://127.0.0.1:{free_port()}", {})  # nothing listens there
+    limiter = RateLimiter(f"redis://127.0.0.1:{free_port()}", {"probe-down": PROBE_LIMIT})  # nothing listens there
     attempts = 0
     real_hit = limiter._strategy.hit
 

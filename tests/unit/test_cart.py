@@ -36,7 +36,8 @@ def test_save_for_later_and_back():
     cart.set_line("A", 3, now=1.0)
     cart.save_for_later("A")
     assert "A" not in cart.lines and cart.saved == {"A": 3}
-    assert cart.unsave("A") == 3 and cart.saved == {}
+    cart.set_line("A", 3, now=2.0)  # back in the cart: no longer saved
+    assert cart.saved == {} and cart.lines["A"].quantity == 3
     with pytest.raises(NotFound):
         cart.save_for_later("missing")
 
