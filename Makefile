@@ -43,8 +43,8 @@ bench-realtime: install
 	$(PY) -m loadtests.bench_realtime --clients 1000 5000 10000 --hub-impl queued direct
 
 # cart -> paid through the HTTP API, at a light and a heavy load, on the embedded localstripe and on one
-# without its pickle-per-write (4242 cards; the
-# webhook's arrival is measured from stripe_events; --three-ds-share N makes the webhook mark orders paid)
+# with its persistence off (4242 cards; the webhook's arrival is measured from stripe_events;
+# --three-ds-share N makes the webhook mark orders paid)
 bench-checkout: install
 	$(PY) -m loadtests.bench_checkout --users 4 --users 16 --localstripe embedded --localstripe memory
 
