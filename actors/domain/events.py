@@ -4,9 +4,14 @@ Each event has a `topic` (the stream it goes to), a `key` (what orders it: event
 are consumed in order) and its fields. `event_type(e)` and `event_payload(e)` give the outbox
 row's `type` and JSON `payload`. Times are epoch seconds (floats); quantities are ints.
 
-Inventory events go to topic "inventory". Reservation events are keyed by reservation id; SKU
-events by SKU. `StockLevelChanged.version` is the SKU row's version, so a consumer that coalesces
-ticks (the realtime hub) can drop a stale one.
+Reservation events (held, released, committed, expired) go to topic "reservation", keyed by
+reservation id; SKU events (levels, adjustments, sold out / back in stock, low stock) to topic
+"inventory", keyed by SKU. They are apart because a flash sale makes one reservation event per
+shopper but, thanks to the group commit, only one level event per SKU per commit: the consumers of
+stock (the hub, the cache invalidator, analytics' alerts) read the small stream and never wake
+for the per-shopper one, which the outbox keeps as the record (and the relay still streams).
+`StockLevelChanged.version` is the SKU row's version, so a consumer that coalesces ticks (the
+realtime hub) can drop a stale one.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ class DomainEvent:
 
 @dataclass(frozen=True, slots=True)
 class StockReserved(DomainEvent):
-    topic: ClassVar[str] = "inventory"
+    topic: ClassVar[str] = "reservation"
     key_field: ClassVar[str] = "reservation_id"
     reservation_id: str
     owner: str
@@ -45,7 +50,7 @@ class StockReserved(DomainEvent):
 
 @dataclass(frozen=True, slots=True)
 class StockReleased(DomainEvent):
-    topic: ClassVar[str] = "inventory"
+    topic: ClassVar[str] = "reservation"
     key_field: ClassVar[str] = "reservation_id"
     reservation_id: str
     owner: str
@@ -58,7 +63,7 @@ class StockReleased(DomainEvent):
 class StockCommitted(DomainEvent):
     """A sale: the reserved units left the building (counted in `sold`)."""
 
-    topic: ClassVar[str] = "inventory"
+    topic: ClassVar[str] = "reservation"
     key_field: ClassVar[str] = "reservation_id"
     reservation_id: str
     owner: str
@@ -69,7 +74,7 @@ class StockCommitted(DomainEvent):
 
 @dataclass(frozen=True, slots=True)
 class ReservationExpired(DomainEvent):
-    topic: ClassVar[str] = "inventory"
+    topic: ClassVar[str] = "reservation"
     key_field: ClassVar[str] = "reservation_id"
     reservation_id: str
     owner: str

@@ -21,14 +21,17 @@ async def make_sku(api, admin_headers, on_hand: int) -> str:
     return sku
 
 
-async def stream_entries(redis_url: str, key: str) -> list[dict]:
+async def stream_entries_all(redis_url: str, topic: str) -> list[dict]:
     redis = create_redis(redis_url)
     try:
-        entries = await redis.xrange(stream_name("inventory"), "-", "+")
+        entries = await redis.xrange(stream_name(topic), "-", "+")
     finally:
         await redis.aclose()
-    out = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-    return [e for e in out if e["key"] == key]
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+async def stream_entries(redis_url: str, key: str, topic: str = "inventory") -> list[dict]:
+    return [e for e in await stream_entries_all(redis_url, topic) if e["key"] == key]
 
 
 async def test_committed_events_reach_the_stream_in_commit_order_per_key(stack, api, admin_headers, db):
@@ -46,6 +49,30 @@ async def test_committed_events_reach_the_stream_in_commit_order_per_key(stack, 
     versions = [json.loads(e["payload"])["version"] for e in entries if e["type"] == "StockLevelChanged"]
     assert versions == sorted(versions) and json.loads(entries[-1]["payload"])["available"] == 5
     assert len({e["event_id"] for e in entries}) == len(entries)
+
+
+async def test_reservation_events_travel_apart_from_the_stock_stream_its_consumers_read(stack, api, admin_headers, db):
+    """The stock consumers (hub, cache invalidation, analytics) read `inventory`; the per-shopper
+    reservation events are committed and relayed too, but on `reservation`, so they never wake them."""
+    sku = await make_sku(api, admin_headers, 5)
+    rids = []
+    for _ in range(3):
+        r = await api.post("/inventory/reservations", json={"owner": "cart:apart", "lines": [{"sku": sku, "quantity": 1}]})
+        assert r.status_code == 201
+        rids.append(r.json()["reservation_id"])
+    assert (await api.delete(f"/inventory/reservations/{rids[0]}")).status_code == 204
+
+    async def relayed():
+        pending = await db.fetchval("select count(*) from outbox where key = any($1::text[]) and published_at is null",
+                                    [sku, *rids])
+        held = [e for rid in rids for e in await stream_entries(stack.urls.redis, rid, "reservation")]
+        return pending == 0 and len(held) == 4 and held
+    held = await async_wait_for(relayed, timeout_s=30, interval_s=0.2, what="the reservation events in their stream")
+    assert sorted(e["type"] for e in held) == ["StockReleased", "StockReserved", "StockReserved", "StockReserved"]
+    stock = await stream_entries(stack.urls.redis, sku)
+    assert stock and {e["type"] for e in stock} <= {"StockLevelChanged", "SoldOut", "BackInStock", "LowStock", "StockAdjusted"}
+    everything = [e["key"] for e in await stream_entries_all(stack.urls.redis, "inventory")]
+    assert not set(rids) & set(everything)
 
 
 async def test_a_relay_killed_mid_stream_loses_no_committed_event(stack, api, admin_headers, db, directory):

@@ -535,8 +535,9 @@ def test_events_carry_topic_key_type_and_a_json_ready_payload():
     ledger = make_ledger(("A", 1))
     events = ledger.reserve("r1", "cart:1", [("A", 1)], 30, T0, customer_id="c1").events
     reserved, level, sold_out = events
-    assert isinstance(reserved, StockReserved) and (reserved.topic, reserved.key) == ("inventory", "r1")
+    assert isinstance(reserved, StockReserved) and (reserved.topic, reserved.key) == ("reservation", "r1")
     assert (level.key, sold_out.key, event_type(sold_out)) == ("A", "A", "SoldOut")
+    assert level.topic == sold_out.topic == "inventory"  # stock consumers never read the per-shopper stream
     payload = event_payload(reserved)
     assert payload == {"reservation_id": "r1", "owner": "cart:1", "customer_id": "c1", "lines": [["A", 1]],
                        "expires_at": T0 + 30, "occurred_at": T0}
