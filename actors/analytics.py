@@ -212,7 +212,10 @@ class Analytics:
                 claimed = summarised = pruned = 0.0
                 dirty = True
                 while True:
-                    dirty |= await consumer.read_new() > 0
+                    read = await consumer.read_new()
+                    dirty |= read > 0
+                    if 0 < read < BATCH:
+                        await asyncio.sleep(self.config.settings.consumer_linger_s)
                     now = time.time()
                     if (dirty and now - summarised >= SUMMARY_EVERY_S) or now - summarised >= QUIET_SUMMARY_EVERY_S:
                         await consumer.copy_views(now)

@@ -137,6 +137,8 @@ class CatalogEventConsumer:
                         self.handled += len(entries)
                         for name in {e[0] for e in entries}:
                             await redis.xack(name, GROUP, *[e[1] for e in entries if e[0] == name])
+                        if not pending and len(entries) < BATCH:
+                            await asyncio.sleep(self.config.settings.consumer_linger_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dependency is down: report, back off, start over (unacked entries come back)

@@ -16,6 +16,10 @@ class ActorSettings(BaseSettings):
     actor_max_concurrency: int = Field(default=1000, ge=1)
     # CPU reserved per owner actor; 0 lets many owners share a small machine.
     actor_num_cpus: float = Field(default=0.0, ge=0)
+    # Stream consumers that nobody waits on (analytics, cache invalidation) pause this long after a
+    # read that did not fill a batch, so a busy stream is read in batches, not one wake per event
+    # (a flash sale commits ~100 times a second; each wake costs a read and an ack round trip).
+    consumer_linger_s: float = Field(default=0.1, ge=0, le=5)
     # checkout: how long an order waits for its payment before it is cancelled and its stock released
     checkout_ttl_s: float = Field(default=900.0, gt=0)
     # flash-sale holds taken at add-to-cart
