@@ -199,6 +199,8 @@ class LocalStack:
             ray.init(address=self.surge.ray_address, namespace=self.actors.namespace,
                            logging_level=logging.WARNING, log_to_driver=False)
         else:
+            # read by the raylet this ray.init starts (Ray's own setting, `RAY_worker_niceness`)
+            os.environ["RAY_worker_niceness"] = str(self.surge.ray_worker_niceness)
             ray.init(namespace=self.actors.namespace, include_dashboard=False,
                            _node_ip_address="127.0.0.1", _metrics_export_port=metrics_port,
                            logging_level=logging.WARNING, log_to_driver=False,

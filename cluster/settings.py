@@ -21,4 +21,9 @@ class SurgeSettings(BaseSettings):
     stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
     stripe_api_key: str = Field(default="sk_test_surge_local", alias="STRIPE_API_KEY")
     log_level: str = "INFO"
+    # Nice value of the Ray workers of a Ray that `surge up` starts itself. Ray's default (15) is
+    # for a node that runs only Ray: it yields to the driver. Here the API replicas and the owners
+    # share the machine with PostgreSQL, Valkey and HAProxy, and at 15 they get ~1/30 of a nice-0
+    # process's CPU share whenever the box is busy, so they queue behind their own database.
+    ray_worker_niceness: int = Field(default=0, ge=-20, le=19)
     seed_demo: bool = True

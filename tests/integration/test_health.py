@@ -83,3 +83,14 @@ async def test_metrics_expose_request_counters_in_prometheus_text(api):
     r = await async_wait_for(exported, timeout_s=60, interval_s=1, what="the /healthz request counted in /metrics")
     assert r.headers["content-type"].startswith("text/plain")
     assert "# TYPE ray_surge_http_request_duration_seconds histogram" in r.text
+
+
+async def test_owner_actors_run_at_the_configured_nice_value_not_rays_default(stack, directory):
+    """Ray starts its workers at nice 15, made for nodes that run nothing else; on one machine with
+    PostgreSQL that left the owners and replicas ~1/30 of the CPU share of their own database."""
+    import psutil
+
+    assert stack.surge.ray_worker_niceness != 15
+    for kind in ("inventory", "relay"):
+        pid = (await directory.call(kind, 0, "ping"))["pid"]
+        assert psutil.Process(pid).nice() == stack.surge.ray_worker_niceness, kind
