@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from ray.util import metrics
@@ -158,6 +159,7 @@ class InventoryShard:
         now = time.time()
         answers: list[dict] = []
         events: list[DomainEvent] = []
+        outcomes: Counter[str] = Counter()  # one metric update per outcome per call, not per command
         for cmd in commands:
             try:
                 r = self.ledger.reserve(cmd["reservation_id"], cmd["owner"], [tuple(l) for l in cmd["lines"]],
@@ -168,7 +170,9 @@ class InventoryShard:
                 continue
             events.extend(r.events)
             answers.append(_reserve_answer(r, self.ledger, cmd["lines"]))
-            self._m_reservations.inc(tags={"outcome": "held" if r.ok else (r.code.value if r.code else "refused")})
+            outcomes["held" if r.ok else (r.code.value if r.code else "refused")] += 1
+        for outcome, n in outcomes.items():
+            self._m_reservations.inc(n, tags={"outcome": outcome})
         if any(a["ok"] for a in answers):
             await self._durable(events)
         return answers
