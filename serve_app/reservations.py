@@ -39,11 +39,11 @@ async def reserve(ctx: AppContext, body: ReserveRequest, queue_token: str | None
 
     Past the replica's in-flight limit: `Overloaded` (429), or for a one-SKU reservation of a
     flash-sale product a waiting-room ticket (`Queued`, 202). A ticket whose turn came, sent back
-    as `queue_token`, passes the limit."""
+    as `queue_token`, passes the limit once."""
     lines = [(l.sku, l.quantity) for l in body.lines]
     flash_sku = lines[0][0] if len(lines) == 1 and await ctx.flash_skus.contains(lines[0][0]) else None
     room = ctx.waiting_room
-    admitted = bool(flash_sku and queue_token and room and await room.is_admitted(queue_token, flash_sku))
+    admitted = bool(flash_sku and queue_token and room and await room.claim(queue_token, flash_sku))
     try:
         async with ctx.reserve_limiter.slot(admitted=admitted):
             out = await ctx.inventory.reserve(body.reservation_id, body.owner, lines, body.ttl_s, body.customer_id)

@@ -3,11 +3,12 @@
 A shopper turned away by an overloaded replica gets a ticket (the next number of the SKU's queue)
 inside a signed token. Tickets are admitted strictly in order: a replica with free capacity moves
 the SKU's `admitted` mark forward, never past the last ticket issued. An admitted ticket may
-reserve without counting against the in-flight limit. The moment the SKU sells out, every
+reserve once without counting against the in-flight limit. The moment the SKU sells out, every
 waiting ticket's status reads `sold_out`, so nobody waits for stock that is gone.
 
 Keys per SKU: wr:{sku}:issued (last ticket), wr:{sku}:admitted (highest admitted ticket),
-wr:{sku}:sold_out (flag). They expire after a day of inactivity.
+wr:{sku}:sold_out (flag), wr:{sku}:used:{n} (ticket n has had its pass). They expire after a day
+of inactivity.
 """
 from __future__ import annotations
 
@@ -90,12 +91,16 @@ class WaitingRoom:
             return TicketStatus("admitted", 0)
         return TicketStatus("waiting", number - admitted - 1)
 
-    async def is_admitted(self, token: str, sku: str) -> bool:
+    async def claim(self, token: str, sku: str) -> bool:
+        """True once per admitted ticket for `sku`: the pass past the in-flight limit is single-use,
+        so an admitted token replayed (or shared) is an ordinary request again."""
         try:
-            ticket_sku, _ = self.parse(token)
+            ticket_sku, number = self.parse(token)
         except InvalidTicket:
             return False
-        return ticket_sku == sku and (await self.status(token)).status == "admitted"
+        if ticket_sku != sku or (await self.status(token)).status != "admitted":
+            return False
+        return bool(await self.redis.set(f"wr:{sku}:used:{number}", 1, nx=True, ex=KEY_TTL_S))
 
     async def set_sold_out(self, sku: str, sold_out: bool) -> None:
         if sold_out:

@@ -39,7 +39,7 @@ def buy(sku: str) -> dict:
 
 async def test_overload_queues_flash_shoppers_in_order_admits_fifo_and_tells_everyone_when_sold_out(
         stack, overloaded, api, db, admin_headers):
-    sku = await flash_product(db, api, admin_headers, stock=1)
+    sku = await flash_product(db, api, admin_headers, stock=2)
 
     async def queued():
         r = await api.post("/inventory/reservations", json=buy(sku))
@@ -60,11 +60,17 @@ async def test_overload_queues_flash_shoppers_in_order_admits_fifo_and_tells_eve
     assert (await api.get(f"/waiting-room/{second['queue_token']}")).json()["status"] == "admitted"
     assert (await api.get(f"/waiting-room/{third['queue_token']}")).json() == {"status": "waiting", "position": 0, "sku": sku}
 
-    # an admitted ticket is let through despite the overload, and takes the last unit
+    # an admitted ticket is let through despite the overload, once
     r = await api.post("/inventory/reservations", json=buy(sku), headers={"X-Queue-Token": second["queue_token"]})
     assert r.status_code == 201, r.text
+    replay = await api.post("/inventory/reservations", json=buy(sku), headers={"X-Queue-Token": second["queue_token"]})
+    assert replay.status_code == 202 and replay.json()["queue_token"] != second["queue_token"], replay.text
+    # the next in line takes the last unit
+    await room.admit(sku, 1)
+    r = await api.post("/inventory/reservations", json=buy(sku), headers={"X-Queue-Token": third["queue_token"]})
+    assert r.status_code == 201, r.text
     # the moment it sold out, everyone still waiting is told so
-    assert (await api.get(f"/waiting-room/{third['queue_token']}")).json()["status"] == "sold_out"
+    assert (await api.get(f"/waiting-room/{replay.json()['queue_token']}")).json()["status"] == "sold_out"
     # a forged token is not admission
     forged = third["queue_token"].rsplit(".", 1)[0] + ".0000"
     assert (await api.get(f"/waiting-room/{forged}")).status_code == 404
