@@ -13,7 +13,6 @@ which the inventory shard expires: stock is never lost, only held a little longe
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ from collections import OrderedDict
 from typing import Any
 
 from actors.batching import Batcher
+from actors.keyed_locks import KeyedLocks
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.domain.cart import Cart, Hold, check_quantity, plan_holds
 from actors.domain.errors import InvalidTransition, Unavailable, error_for
@@ -53,17 +53,15 @@ class CartShard:
         # holds are exact idempotent calls: no sold-out shortcut from memory here
         self.inventory = InventoryClient(ActorDirectory(config), soldout_ttl_s=0)
         self.carts: OrderedDict[str, Cart] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._pending: dict[str, Cart] = {}  # changed since the last flush started
         self._committer: Batcher = Batcher(self._flush)
         self.flushes = 0
 
     # --- memory and persistence --------------------------------------------------------------
-    def _lock(self, cart_id: str) -> asyncio.Lock:
-        lock = self._locks.get(cart_id)
-        if lock is None:
-            lock = self._locks[cart_id] = asyncio.Lock()
-        return lock
+    def _lock(self, cart_id: str):
+        """Serialises the commands of one cart; see `KeyedLocks`."""
+        return self._locks.hold(cart_id)
 
     async def _get(self, cart_id: str, create_for: str | None = None, create: bool = True) -> Cart | None:
         cart = self.carts.get(cart_id)
@@ -77,8 +75,7 @@ class CartShard:
                 cart = Cart(cart_id, customer_id=create_for)
             self.carts[cart_id] = cart
             while len(self.carts) > MAX_CACHED:
-                old_id, _ = self.carts.popitem(last=False)
-                self._locks.pop(old_id, None)
+                self.carts.popitem(last=False)
         self.carts.move_to_end(cart_id)
         return cart
 

@@ -24,6 +24,7 @@ import os
 import time
 from typing import Any
 
+from actors.keyed_locks import KeyedLocks
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.domain import events as ev
 from actors.domain.errors import CartEmpty, CouponInvalid, IdempotencyConflict, NotFound, SurgeError, ValidationFailed, error_for
@@ -68,16 +69,14 @@ class OrderPipeline(OrderLifecycle):
         self.inventory = InventoryClient(self.directory, soldout_ttl_s=0)
         self.gateway = PaymentGateway(config.stripe_api_key or "sk_test_surge_local", api_base=config.stripe_api_base,
                                       record=ray_payment_metrics())
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self.reconciled = 0
         self._action: dict[str, dict[str, Any]] = {}  # what the shopper must do next (3-D Secure), per pending order
         self._reconciler = asyncio.create_task(self._reconcile_loop())
 
-    def _lock(self, cart_id: str) -> asyncio.Lock:
-        lock = self._locks.get(cart_id)
-        if lock is None:
-            lock = self._locks[cart_id] = asyncio.Lock()
-        return lock
+    def _lock(self, cart_id: str):
+        """Serialises the commands of one cart; see `KeyedLocks`."""
+        return self._locks.hold(cart_id)
 
     # --- checkout ----------------------------------------------------------------------------
     async def submit(self, cmd: dict[str, Any]) -> dict[str, Any]:
