@@ -109,7 +109,8 @@ class EventFanout:
                 summary = json.loads(fields["summary"])
                 # a summary is a snapshot "as of" the newest frame: it shares that frame's seq rather
                 # than inventing one that a later outbox id would repeat
-                seq = max(int(fields.get("seq") or 0), self.hub.seq.get("admin", 0))
+                seq = max(int(fields.get("seq") or 0), self.hub.last_seq("admin"),
+                          self.feeds.summary[0] if self.feeds.summary else 0)
                 self.feeds.summary = (seq, {"kind": "sales", **summary})
                 self.hub.publish("admin", self.feeds.summary[1], seq=seq)
             return

@@ -181,7 +181,7 @@ class Hub:
         self._connections = itertools.count()
         self.subscribers: dict[str, set[Client]] = {}
         self.latest: dict[str, tuple[int, str]] = {}  # topic -> (seq, frame), for resume
-        self.seq: dict[str, int] = {}
+        self.seq: dict[str, int] = {}  # topic -> last seq, for topics the hub numbers itself (not one per SKU ever seen)
         self.snapshot = snapshot
         self.max_pending = max_pending
         self.connected = 0
@@ -207,11 +207,10 @@ class Hub:
         return json.dumps({"topic": topic, "seq": seq, "data": data}, separators=(",", ":"))
 
     def publish(self, topic: str, data: dict, seq: int | None = None, label: str | None = None) -> None:
-        if seq is None:
-            seq = self.seq.get(topic, 0) + 1
+        if seq is None:  # numbered by the hub (the heartbeat): the only topics `seq` remembers
+            seq = self.seq[topic] = self.seq.get(topic, 0) + 1
         elif seq <= self.latest.get(topic, (-1, ""))[0]:
             return  # an older value arriving late (e.g. a replayed event): never move backwards
-        self.seq[topic] = seq
         frame = self.frame(label or topic, seq, data)
         if coalesces(topic):
             if topic.startswith(RETAINED_PREFIXES) or self.watched(topic):
@@ -269,6 +268,11 @@ class Hub:
             if client.stamps is not None:
                 client.stamps.append((text, time.time()))
         return laggards
+
+    def last_seq(self, topic: str) -> int:
+        """The newest seq of a feed topic while its replay buffer is kept (0 when none is)."""
+        ring = self.recent.get(topic)
+        return ring[-1][0] if ring else self.seq.get(topic, 0)
 
     def _remember(self, topic: str, seq: int, frame: str) -> None:
         ring = self.recent.get(topic)
