@@ -2,13 +2,15 @@
 
 - `publish` never awaits a client. A frame is encoded once per topic update (JSON, then the
   websocket frame's bytes: server frames are unmasked, so every socket gets the same bytes). With
-  `fanout="direct"` (the default) one pass writes those bytes straight to each idle socket's
-  transport, as `websockets.broadcast()` does, with no per-client task wakeup; a client that is
-  not idle (its transport is paused above the write limit, its sender is busy, or it has frames
-  pending) gets the frame through its own bounded outbox and sender task instead, so order,
-  coalescing and the resync rule below still hold and a slow client delays nobody else. With
-  `fanout="queued"` every frame goes through the outbox and sender task (the previous path, kept
-  for comparison in `loadtests/bench_realtime.py --hub-impl`).
+  `fanout="raw"` (the default) one pass writes those bytes with one non-blocking `write()` to each
+  idle socket's descriptor whose transport holds nothing, with no per-client task wakeup and none
+  of the transport's per-call bookkeeping; a client that is not idle (bytes buffered in its
+  transport, a full kernel buffer, its sender busy, or frames pending) gets the frame through its
+  own bounded outbox and sender task instead, so order, coalescing and the resync rule below still
+  hold and a slow client delays nobody else. `fanout="direct"` is the same pass through each
+  transport's `write()` (as `websockets.broadcast()` does); `fanout="queued"` sends every frame
+  through the outbox and sender task. Both older paths are kept for comparison in
+  `loadtests/bench_realtime.py --hub-impl`.
 - Stock ticks coalesce: a client holds at most one unsent frame per coalescing topic (the newest),
   so a slow reader of product pages skips stale levels instead of piling them up.
 - Other frames queue; a client whose backlog passes `max_pending` is closed with code 4000
