@@ -40,7 +40,7 @@ bench-owner: install
 	$(PY) -m loadtests.bench_owner
 
 bench-realtime: install
-	$(PY) -m loadtests.bench_realtime --clients 1000 5000 10000 --hub-impl queued direct
+	$(PY) -m loadtests.bench_realtime --clients 1000 5000 10000 --hub-impl queued direct raw
 
 # cart -> paid through the HTTP API, at a light and a heavy load, on the embedded localstripe and on one
 # with its persistence off (4242 cards; the webhook's arrival is measured from stripe_events;

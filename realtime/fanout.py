@@ -109,11 +109,13 @@ class EventFanout:
                 summary = json.loads(fields["summary"])
                 # a summary is a snapshot "as of" the newest frame: it shares that frame's seq rather
                 # than inventing one that a later outbox id would repeat
-                seq = max(int(fields.get("seq") or 0), self.hub.seq.get("admin", 0))
+                seq = max(int(fields.get("seq") or 0), self.hub.last_seq("admin"),
+                          self.feeds.summary[0] if self.feeds.summary else 0)
                 self.feeds.summary = (seq, {"kind": "sales", **summary})
                 self.hub.publish("admin", self.feeds.summary[1], seq=seq)
             return
         carts: list[dict] = []
+        orders: dict[str, None] = {}  # watched order topics' numbers, in first-seen order, read in one query
         levels: dict[str, dict] = {}  # sku -> its newest level in this batch
         for _entry_id, fields in entries:
             kind, seq, payload = fields.get("type"), int(fields.get("id") or 0), json.loads(fields["payload"])
@@ -137,14 +139,17 @@ class EventFanout:
                 self.hub.publish("admin", item, seq=seq)
                 if payload.get("customer_id"):
                     self.hub.publish(user_topic(payload["customer_id"]), item, seq=seq, label="user")
-                topic = f"order:{payload['number']}"
-                if self.pool is not None and self.hub.watched(topic):
-                    state = await live_views.order_state(self.pool, payload["number"])
-                    if state is not None:
-                        self.hub.publish(topic, state[1], seq=state[0])
+                if self.pool is not None and payload["number"] not in orders \
+                        and self.hub.watched(f"order:{payload['number']}"):
+                    orders[payload["number"]] = None
         for sku, payload in levels.items():
             self.hub.publish(f"product:{sku}", level_data(sku, payload["available"], payload["on_hand"]),
                              seq=payload["version"])
+        if orders:  # each frame is the order's whole current state: one read after the batch is enough
+            states = await live_views.order_states(self.pool, list(orders))
+            for number in orders:
+                if number in states:
+                    self.hub.publish(f"order:{number}", states[number][1], seq=states[number][0])
         watched = [c for c in carts if self.hub.watched(f"cart:{c['cart_id']}")]
         if watched:
             skus = sorted({sku for c in watched for sku, _ in c["lines"]})

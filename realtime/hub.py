@@ -2,13 +2,15 @@
 
 - `publish` never awaits a client. A frame is encoded once per topic update (JSON, then the
   websocket frame's bytes: server frames are unmasked, so every socket gets the same bytes). With
-  `fanout="direct"` (the default) one pass writes those bytes straight to each idle socket's
-  transport, as `websockets.broadcast()` does, with no per-client task wakeup; a client that is
-  not idle (its transport is paused above the write limit, its sender is busy, or it has frames
-  pending) gets the frame through its own bounded outbox and sender task instead, so order,
-  coalescing and the resync rule below still hold and a slow client delays nobody else. With
-  `fanout="queued"` every frame goes through the outbox and sender task (the previous path, kept
-  for comparison in `loadtests/bench_realtime.py --hub-impl`).
+  `fanout="raw"` (the default) one pass writes those bytes with one non-blocking `write()` to each
+  idle socket's descriptor whose transport holds nothing, with no per-client task wakeup and none
+  of the transport's per-call bookkeeping; a client that is not idle (bytes buffered in its
+  transport, a full kernel buffer, its sender busy, or frames pending) gets the frame through its
+  own bounded outbox and sender task instead, so order, coalescing and the resync rule below still
+  hold and a slow client delays nobody else. `fanout="direct"` is the same pass through each
+  transport's `write()` (as `websockets.broadcast()` does); `fanout="queued"` sends every frame
+  through the outbox and sender task. Both older paths are kept for comparison in
+  `loadtests/bench_realtime.py --hub-impl`.
 - Stock ticks coalesce: a client holds at most one unsent frame per coalescing topic (the newest),
   so a slow reader of product pages skips stale levels instead of piling them up.
 - Other frames queue; a client whose backlog passes `max_pending` is closed with code 4000
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -42,6 +45,8 @@ from websockets.protocol import OPEN
 RESYNC_CODE = 4000
 COALESCING_PREFIXES = ("product:", "cart:", "order:")
 RETAINED_PREFIXES = ("product:",)  # latest frame kept even with no subscriber (few, hot, public)
+
+FANOUTS = ("raw", "direct", "queued")
 
 Snapshot = Callable[[str], Awaitable[tuple[int, dict] | None]]
 
@@ -101,10 +106,11 @@ class Client:
     """One connection's outbox: at most one pending frame per coalescing topic, a bounded backlog
     for the rest, and one task that sends them in order."""
 
-    __slots__ = ("ws", "max_pending", "pending", "wake", "dropped", "topics", "sending", "write_now", "stamps")
+    __slots__ = ("ws", "max_pending", "pending", "wake", "dropped", "topics", "sending", "write_now", "stamps",
+                 "fd", "transport", "protocol")
     _ids = itertools.count()
 
-    def __init__(self, ws, max_pending: int, direct: bool = False, stamps: list | None = None):
+    def __init__(self, ws, max_pending: int, direct: bool = False, stamps: list | None = None, raw: bool = False):
         self.ws = ws
         self.max_pending = max_pending
         self.pending: dict[object, str] = {}  # insertion-ordered
@@ -114,6 +120,13 @@ class Client:
         self.sending = False  # the sender task is inside a send (or waiting for the socket to drain)
         self.write_now = direct_writer(ws) if direct else None
         self.stamps = stamps  # (frame, time written) for a sample of clients: hub-side latency
+        # raw fan-out: the socket's descriptor, for a connection whose every frame is the shared bytes
+        # (no extensions); -1 for anything else, which goes through `push`
+        self.fd, self.transport, self.protocol = -1, getattr(ws, "transport", None), getattr(ws, "protocol", None)
+        if raw and self.write_now is not None and not self.protocol.extensions \
+                and hasattr(self.transport, "get_extra_info"):
+            sock = self.transport.get_extra_info("socket")
+            self.fd = sock.fileno() if sock is not None else -1
 
     def push(self, topic: str, out: Outgoing) -> bool:
         """Write the frame now if this client is idle and its socket can take it; otherwise queue it
@@ -160,17 +173,17 @@ class Client:
 
 class Hub:
     def __init__(self, snapshot: Snapshot | None = None, max_pending: int = 256, replay_len: int = 128,
-                 max_replay_topics: int = 10_000, fanout: str = "direct", stamp_every: int = 0):
-        if fanout not in ("direct", "queued"):
-            raise ValueError(f"fanout must be 'direct' or 'queued', not {fanout!r}")
-        self.direct = fanout == "direct"
+                 max_replay_topics: int = 10_000, fanout: str = "raw", stamp_every: int = 0):
+        if fanout not in FANOUTS:
+            raise ValueError(f"fanout must be one of {FANOUTS}, not {fanout!r}")
+        self.direct, self.raw = fanout in ("direct", "raw"), fanout == "raw"
         # every `stamp_every`-th client records when each frame was written to it (0: none)
         self.stamp_every = stamp_every
         self.stamps: list[tuple[str, float]] = []
         self._connections = itertools.count()
         self.subscribers: dict[str, set[Client]] = {}
         self.latest: dict[str, tuple[int, str]] = {}  # topic -> (seq, frame), for resume
-        self.seq: dict[str, int] = {}
+        self.seq: dict[str, int] = {}  # topic -> last seq, for topics the hub numbers itself (not one per SKU ever seen)
         self.snapshot = snapshot
         self.max_pending = max_pending
         self.connected = 0
@@ -185,7 +198,7 @@ class Hub:
     def connect(self, ws) -> Client:
         self.connected += 1
         sampled = self.stamp_every and next(self._connections) % self.stamp_every == 0
-        return Client(ws, self.max_pending, self.direct, self.stamps if sampled else None)
+        return Client(ws, self.max_pending, self.direct, self.stamps if sampled else None, raw=self.raw)
 
     def disconnect(self, client: Client) -> None:
         self.connected -= 1
@@ -196,11 +209,10 @@ class Hub:
         return json.dumps({"topic": topic, "seq": seq, "data": data}, separators=(",", ":"))
 
     def publish(self, topic: str, data: dict, seq: int | None = None, label: str | None = None) -> None:
-        if seq is None:
-            seq = self.seq.get(topic, 0) + 1
+        if seq is None:  # numbered by the hub (the heartbeat): the only topics `seq` remembers
+            seq = self.seq[topic] = self.seq.get(topic, 0) + 1
         elif seq <= self.latest.get(topic, (-1, ""))[0]:
             return  # an older value arriving late (e.g. a replayed event): never move backwards
-        self.seq[topic] = seq
         frame = self.frame(label or topic, seq, data)
         if coalesces(topic):
             if topic.startswith(RETAINED_PREFIXES) or self.watched(topic):
@@ -211,9 +223,58 @@ class Hub:
         if not watchers:
             return
         out = Outgoing(frame)
-        laggards = [client for client in watchers if not client.push(topic, out)]
+        if self.raw:
+            laggards = self._write_raw(topic, out, watchers)
+        else:
+            laggards = [client for client in watchers if not client.push(topic, out)]
         for client in laggards:
             self.unsubscribe(client)
+
+    @staticmethod
+    def _write_raw(topic: str, out: Outgoing, watchers: set[Client]) -> list[Client]:
+        """The raw fan-out's pass: `push` unrolled into one loop, the frame going to each idle
+        socket's descriptor with one non-blocking `write()` (the syscall is most of a socket's cost;
+        this keeps the Python around it small). Only while the transport holds nothing, so bytes
+        never overtake what it buffers: a partial write hands the rest to the transport (which then
+        owns order and the pause above its write limit); a full kernel buffer (EAGAIN) queues the
+        frame in the client's coalescing outbox like any busy client's; any other error is given to
+        the transport to meet and close the connection. A closing transport is skipped without a
+        write: its descriptor may be closed already and its number reused by another socket.
+        Returns the clients that fell too far behind (to be dropped)."""
+        wire, text = out.wire, out.text
+        size, write, laggards = len(wire), os.write, []
+        for client in watchers:
+            fd = client.fd
+            if fd < 0 or client.pending or client.sending or client.dropped:
+                if not client.push(topic, out):
+                    laggards.append(client)
+                continue
+            transport = client.transport
+            if transport.is_closing() or client.protocol.state is not OPEN:
+                continue  # closing: nothing more to send; its handler unsubscribes it
+            if transport.get_write_buffer_size() or client.ws.send_in_progress is not None:
+                if not client.offer(topic, text):
+                    laggards.append(client)
+                continue
+            try:
+                sent = write(fd, wire)
+            except BlockingIOError:
+                if not client.offer(topic, text):
+                    laggards.append(client)
+                continue
+            except OSError:
+                transport.write(wire)
+                continue
+            if sent < size:
+                transport.write(wire[sent:])
+            if client.stamps is not None:
+                client.stamps.append((text, time.time()))
+        return laggards
+
+    def last_seq(self, topic: str) -> int:
+        """The newest seq of a feed topic while its replay buffer is kept (0 when none is)."""
+        ring = self.recent.get(topic)
+        return ring[-1][0] if ring else self.seq.get(topic, 0)
 
     def _remember(self, topic: str, seq: int, frame: str) -> None:
         ring = self.recent.get(topic)

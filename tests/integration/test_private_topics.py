@@ -177,8 +177,10 @@ async def test_an_expired_token_closes_the_socket_with_4001(stack, make_customer
     from storage.tokens import TokenConfig, encode_access
 
     customer = await make_customer()
+    # exp is whole seconds from int(now): ttl_s=1 left anywhere from 0 to 1 s, which a loaded box spent
+    # between the auth reply and the subscribe (the topic was refused as expired); 3 leaves 2 to 3 s
     short = encode_access(TokenConfig.from_settings(stack.auth_settings()), uuid.UUID(customer.user_id), "customer",
-                          ttl_s=1)
+                          ttl_s=3)
     async with connect(stack.urls.hub, open_timeout=10) as ws:
         assert (await subscribe(ws, ["user"], token=short))["topics"] == ["user"]
         with pytest.raises(ConnectionClosed) as closed:

@@ -214,3 +214,15 @@ async def test_direct_fanout_still_drops_a_laggard_with_the_resync_code():
     assert ws.closed == (RESYNC_CODE, "resync: client too slow")
     assert client not in hub.subscribers.get("heartbeat", set())
     task.cancel()
+
+
+async def test_the_hub_remembers_sequence_numbers_only_for_topics_it_numbers_itself():
+    hub = Hub()
+    for i in range(1_000):  # every SKU, cart and order ever published brings its own seq
+        hub.publish(f"product:SKU-{i}", {"available": i}, seq=i + 1)
+        hub.publish(f"order:ORD-{i}", {"status": "paid"}, seq=2)
+    hub.publish("admin", {"kind": "alert"}, seq=41)
+    hub.publish("heartbeat", {})
+    hub.publish("heartbeat", {})
+    assert hub.seq == {"heartbeat": 2}
+    assert hub.last_seq("admin") == 41 and hub.last_seq("heartbeat") == 2
