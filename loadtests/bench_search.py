@@ -20,9 +20,10 @@ Contract:
   ``max_ms``, ``req_per_s``, ``requests``, ``failures`` (non-200), ``cache`` (X-Cache counts),
   ``products`` (active products searched).
 - ``--compare N``: then N cold searches through the search backend in this process, the code path
-  before the listing facet cells (migration 0007) and custom plans against the current one, in
-  turns on the same database (runs ``cold-backend-before`` / ``-after``, their ratios and the count
-  of unequal answers in ``summary.before_after``). The 1-minute load average is recorded as each
+  before the one-round-trip search pool (a transaction setting work_mem and plan_cache_mode on the
+  shared pool: BEGIN, SET LOCAL, query, COMMIT) against the current one (``create_search_pool``),
+  in turns on the same database (runs ``cold-backend-before`` / ``-after``, their ratios and the
+  count of unequal answers in ``summary.before_after``). The 1-minute load average is recorded as each
   phase starts (``summary.load_average_1m``): the box is shared.
 - Writes ``loadtests/results/search.json`` (runs ``cold`` and ``warm``), prints it with the command,
   and the slowest cold query with its EXPLAIN ANALYZE when ``--explain``. Exit 1 on any failure.
@@ -115,22 +116,23 @@ def summarise(latencies: list[float]) -> dict[str, Any]:
 
 
 async def compare_paths(database: str, queries: list[dict[str, Any]], requests: int) -> tuple[list[dict], dict]:
-    """The search backend before this change (`PostgresBackend(facet_cells=False, custom_plans=False)`:
-    every search counts its rows, generic plans allowed) and after, on the
-    same database and pool, query by query in turns (before, after, after, before, ...) so that the
-    box's load falls on both alike. Every pair of answers must be equal (counted in `mismatches`).
+    """The search backend before this change (`PostgresBackend(pool)`: each search a transaction
+    that sets its settings, four round trips) and after (on `create_search_pool`: one), on the same
+    database, query by query in turns (before, after, after, before, ...) so that the box's load
+    falls on both alike. Every pair of answers must be equal (counted in `mismatches`).
     No HTTP and no cache: what PostgreSQL and the backend's Python cost per cold search."""
     from storage.catalog_store import CategorySource, load_categories
     from storage.pool import create_pool
-    from storage.search.postgres import PostgresBackend
+    from storage.search.postgres import PostgresBackend, create_search_pool
 
     pool = await create_pool(database, min_size=1, max_size=2)
+    after = None
     try:
         async with pool.acquire() as conn:
             tree = await load_categories(conn)
         categories = CategorySource(pool)
-        paths = {"before": PostgresBackend(pool, categories, facet_cells=False, custom_plans=False),
-                 "after": PostgresBackend(pool, categories)}
+        after = PostgresBackend(pool, categories, search_pool=await create_search_pool(database, max_size=1))
+        paths = {"before": PostgresBackend(pool, categories), "after": after}
         times: dict[str, list[float]] = {name: [] for name in paths}
         mismatches = 0
         for i in range(requests):
@@ -142,6 +144,8 @@ async def compare_paths(database: str, queries: list[dict[str, Any]], requests: 
                 times[name].append((time.perf_counter() - t0) * 1000)
             mismatches += answers["before"] != answers["after"]
     finally:
+        if after is not None:
+            await after.close()
         await pool.close()
     runs = [{"system": f"cold-backend-{name}", **summarise(ms)} for name, ms in times.items()]
     ratios = {f"{k}_after_over_before": round(runs[1][k] / runs[0][k], 2) for k in ("p50_ms", "p95_ms", "p99_ms")}

@@ -20,8 +20,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary")
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0) -> asyncpg.Pool:
-    """A pool whose connections decode jsonb; raises on an unreachable server within `timeout_s`."""
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0,
+                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb; raises on an unreachable server within `timeout_s`.
+    `server_settings` are set on each connection at connect time (no round trip per use)."""
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -29,6 +31,7 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s
         timeout=timeout_s,
         command_timeout=30,
         init=_init_connection,
+        server_settings=server_settings,
     )
 
 
