@@ -101,7 +101,10 @@ def build_search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
     if q:
         qp = arg(q)
         tsq = f"websearch_to_tsquery('english', {qp})"
-        conds.append(f"(p.search_doc @@ {tsq} or {qp} <% p.name)")
+        # `name %> q`, not the equal `q <% name`: the trigram index's own spelling, so PostgreSQL sees
+        # the OR is the bitmap's condition and does not evaluate it again on every matched row (it
+        # cannot prove that for a STABLE operator): 18,500 matches 26 -> 17 ms in EXPLAIN ANALYZE
+        conds.append(f"(p.search_doc @@ {tsq} or p.name %> {qp})")
         if query.effective_sort == "relevance":
             # full-text matches first (name A > tags B > description C), then typo matches by similarity
             rank = (f"(case when p.search_doc @@ {tsq} then 1 + ts_rank_cd(p.search_doc, {tsq}) "
@@ -210,7 +213,7 @@ def build_suggest_sql(prefix: str, limit: int) -> tuple[str, list[Any]]:
         cond = "lower(p.name) like $2"
         pattern = like + "%"
     else:
-        cond = "(p.name ilike $2 or $1 <% p.name)"
+        cond = "(p.name ilike $2 or p.name %> $1)"  # %>: see build_search_sql
         pattern = "%" + like + "%"
     sql = f"""
 (select 'product' as kind, p.name as text, p.slug, word_similarity($1, p.name) as score
