@@ -21,9 +21,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0,
-                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+                      server_settings: dict[str, str] | None = None, reset=None) -> asyncpg.Pool:
     """A pool whose connections decode jsonb; raises on an unreachable server within `timeout_s`.
-    `server_settings` are set on each connection at connect time (no round trip per use)."""
+    `server_settings` are set on each connection at connect time (no round trip per use); `reset`
+    replaces asyncpg's reset on release (a round trip: unlock, close cursors, unlisten, RESET ALL)."""
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -32,6 +33,7 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s
         command_timeout=30,
         init=_init_connection,
         server_settings=server_settings,
+        reset=reset,
     )
 
 
