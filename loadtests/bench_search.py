@@ -1,7 +1,7 @@
 """Search over a seeded catalog through the HTTP API: latency cold (cache missed) and warm (cached).
 
     python -m loadtests.bench_search [--products 100000] [--cold 400] [--warm 2000] [--concurrency 1]
-        [--compare N] [--explain] [--surge-url URL --surge-data-dir DIR]
+        [--compare N] [--explain] [--surge-url URL --surge-data-dir DIR] [--before-url URL]
 
 Contract:
 - Without ``--surge-url`` a whole Surge is started (``surge_up``: temporary data dir, free loopback
@@ -20,10 +20,16 @@ Contract:
   ``max_ms``, ``req_per_s``, ``requests``, ``failures`` (non-200), ``cache`` (X-Cache counts),
   ``products`` (active products searched).
 - ``--compare N``: then N cold searches through the search backend in this process, the code path
-  before the listing facet cells (migration 0007) and custom plans against the current one, in
-  turns on the same database (runs ``cold-backend-before`` / ``-after``, their ratios and the count
-  of unequal answers in ``summary.before_after``). The 1-minute load average is recorded as each
+  before the one-round-trip search pool (a transaction setting work_mem and plan_cache_mode on the
+  shared pool: BEGIN, SET LOCAL, query, COMMIT) against the current one (``create_search_pool``),
+  in turns on the same database (runs ``cold-backend-before`` / ``-after``, their ratios and the
+  count of unequal answers in ``summary.before_after``). The 1-minute load average is recorded as each
   phase starts (``summary.load_average_1m``): the box is shared.
+- ``--before-url URL``: another Surge, running the code before a change on the same database and
+  Valkey (``DATABASE_URL`` / ``REDIS_URL``); every cold and warm request is then asked of both, in
+  turns (this one first on even requests, the other first on odd ones), so that the box's load
+  falls on both alike: runs ``cold-before`` / ``warm-before`` and the ratios in
+  ``summary.http_before_after``. (With concurrency 1 only.)
 - Writes ``loadtests/results/search.json`` (runs ``cold`` and ``warm``), prints it with the command,
   and the slowest cold query with its EXPLAIN ANALYZE when ``--explain``. Exit 1 on any failure.
 """
@@ -115,22 +121,23 @@ def summarise(latencies: list[float]) -> dict[str, Any]:
 
 
 async def compare_paths(database: str, queries: list[dict[str, Any]], requests: int) -> tuple[list[dict], dict]:
-    """The search backend before this change (`PostgresBackend(facet_cells=False, custom_plans=False)`:
-    every search counts its rows, generic plans allowed) and after, on the
-    same database and pool, query by query in turns (before, after, after, before, ...) so that the
-    box's load falls on both alike. Every pair of answers must be equal (counted in `mismatches`).
+    """The search backend before this change (`PostgresBackend(pool)`: each search a transaction
+    that sets its settings, four round trips) and after (on `create_search_pool`: one), on the same
+    database, query by query in turns (before, after, after, before, ...) so that the box's load
+    falls on both alike. Every pair of answers must be equal (counted in `mismatches`).
     No HTTP and no cache: what PostgreSQL and the backend's Python cost per cold search."""
     from storage.catalog_store import CategorySource, load_categories
     from storage.pool import create_pool
-    from storage.search.postgres import PostgresBackend
+    from storage.search.postgres import PostgresBackend, create_search_pool
 
     pool = await create_pool(database, min_size=1, max_size=2)
+    after = None
     try:
         async with pool.acquire() as conn:
             tree = await load_categories(conn)
         categories = CategorySource(pool)
-        paths = {"before": PostgresBackend(pool, categories, facet_cells=False, custom_plans=False),
-                 "after": PostgresBackend(pool, categories)}
+        after = PostgresBackend(pool, categories, search_pool=await create_search_pool(database, max_size=1))
+        paths = {"before": PostgresBackend(pool, categories), "after": after}
         times: dict[str, list[float]] = {name: [] for name in paths}
         mismatches = 0
         for i in range(requests):
@@ -142,10 +149,11 @@ async def compare_paths(database: str, queries: list[dict[str, Any]], requests: 
                 times[name].append((time.perf_counter() - t0) * 1000)
             mismatches += answers["before"] != answers["after"]
     finally:
+        if after is not None:
+            await after.close()
         await pool.close()
     runs = [{"system": f"cold-backend-{name}", **summarise(ms)} for name, ms in times.items()]
-    ratios = {f"{k}_after_over_before": round(runs[1][k] / runs[0][k], 2) for k in ("p50_ms", "p95_ms", "p99_ms")}
-    return runs, {"mismatches": mismatches, **ratios}
+    return runs, {"mismatches": mismatches, **ratios(runs[1], runs[0])}
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:
@@ -155,36 +163,56 @@ def percentile(sorted_ms: list[float], p: float) -> float:
     return round(sorted_ms[k], 2)
 
 
-async def measure(url: str, queries: list[dict[str, Any]], requests: int, concurrency: int,
-                  before=None) -> dict[str, Any]:
-    latencies: list[float] = []
-    cache: dict[str, int] = {}
-    failures = 0
+async def measure(urls: dict[str, str], queries: list[dict[str, Any]], requests: int, concurrency: int,
+                  before=None) -> dict[str, dict[str, Any]]:
+    """Each of `requests` queries asked of every Surge in `urls` (name -> base URL), in turns when
+    there are two; `before()` runs before each request. Figures per name."""
+    latencies: dict[str, list[float]] = {name: [] for name in urls}
+    cache: dict[str, dict[str, int]] = {name: {} for name in urls}
+    failures = dict.fromkeys(urls, 0)
+    differing = 0  # requests whose answers from the Surges in `urls` were not equal
     counter = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    clients = {name: httpx.AsyncClient(base_url=url, timeout=30, limits=limits) for name, url in urls.items()}
+    try:
         async def worker() -> None:
-            nonlocal failures
+            nonlocal differing
             for i in counter:
                 params = queries[i % len(queries)]
-                if before is not None:
-                    await before()
-                t0 = time.perf_counter()
-                r = await client.get("/search", params=params)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    failures += 1
-                how = r.headers.get("x-cache", "none")
-                cache[how] = cache.get(how, 0) + 1
+                answers = []
+                for name in (list(clients) if i % 2 == 0 else list(clients)[::-1]):
+                    if before is not None:
+                        await before()
+                    t0 = time.perf_counter()
+                    r = await clients[name].get("/search", params=params)
+                    latencies[name].append((time.perf_counter() - t0) * 1000)
+                    if r.status_code != 200:
+                        failures[name] += 1
+                    how = r.headers.get("x-cache", "none")
+                    cache[name][how] = cache[name].get(how, 0) + 1
+                    answers.append(r.json() if r.status_code == 200 else r.status_code)
+                differing += any(a != answers[0] for a in answers)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {"requests": len(latencies), "failures": failures, "req_per_s": round(len(latencies) / elapsed, 1),
-            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99), "max_ms": round(latencies[-1], 2),
-            "mean_ms": round(statistics.fmean(latencies), 2), "cache": cache}
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    out = {}
+    for name, ms in latencies.items():
+        ms.sort()
+        out[name] = {"requests": len(ms), "failures": failures[name],
+                     "req_per_s": round(len(ms) / elapsed, 1) if len(urls) == 1 else round(1000 / statistics.fmean(ms), 1),
+                     "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95), "p99_ms": percentile(ms, 99),
+                     "max_ms": round(ms[-1], 2), "mean_ms": round(statistics.fmean(ms), 2), "cache": cache[name]}
+        if len(urls) > 1:
+            out[name]["answers_differing"] = differing
+    return out
+
+
+def ratios(after: dict[str, Any], before: dict[str, Any]) -> dict[str, float]:
+    return {f"{k}_after_over_before": round(after[k] / before[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms")}
 
 
 def seed(data_dir: Path, products: int) -> float:
@@ -212,13 +240,14 @@ async def run_bench(url: str, run: dict[str, Any], args) -> tuple[list[dict], di
     async def bump() -> None:
         await redis.incr(LISTINGS_VERSION)
 
+    urls = {"after": url, **({"before": args.before_url} if args.before_url else {})}
     load = [round(os.getloadavg()[0], 1)]  # the 1-minute load average as each phase starts, and at the end
     # one unrecorded pass so both runs see warm PostgreSQL buffers and warm replicas
-    await measure(url, queries, min(len(queries), 100), 1, before=bump)
-    cold = await measure(url, queries, args.cold, args.concurrency, before=bump)
+    await measure(urls, queries, min(len(queries), 100), 1, before=bump)
+    cold = await measure(urls, queries, args.cold, args.concurrency, before=bump)
     load.append(round(os.getloadavg()[0], 1))
-    await measure(url, queries, len(queries), 1)  # fill the cache with every query of the mix
-    warm = await measure(url, queries, args.warm, args.concurrency)
+    await measure(urls, queries, len(queries), 1)  # fill the cache with every query of the mix
+    warm = await measure(urls, queries, args.warm, args.concurrency)
     load.append(round(os.getloadavg()[0], 1))
     explain = None
     if args.explain:
@@ -242,17 +271,23 @@ async def run_bench(url: str, run: dict[str, Any], args) -> tuple[list[dict], di
         explain = {"params": params, "ms": round(ms, 2), "plan": [r[0] for r in plan]}
     await conn.close()
     await redis.aclose()
-    runs = [{"system": "cold", "products": products, "concurrency": args.concurrency, **cold},
-            {"system": "warm", "products": products, "concurrency": args.concurrency, **warm}]
+    runs = [{"system": "cold", "products": products, "concurrency": args.concurrency, **cold["after"]},
+            {"system": "warm", "products": products, "concurrency": args.concurrency, **warm["after"]}]
+    if args.before_url:
+        runs += [{"system": f"{phase}-before", "products": products, "concurrency": args.concurrency, **figures["before"]}
+                 for phase, figures in (("cold", cold), ("warm", warm))]
     compared = None
     if args.compare:
         backend_runs, compared = await compare_paths(run["database"], queries, args.compare)
         runs += [{**r, "products": products} for r in backend_runs]
         load.append(round(os.getloadavg()[0], 1))
     summary = {"target": "p95 <= 20 ms warm, <= 50 ms cold (100,000 products)",
-               "warm_p95_met": warm["p95_ms"] <= TARGET["warm_p95_ms"],
-               "cold_p95_met": cold["p95_ms"] <= TARGET["cold_p95_ms"], "distinct_queries": len(queries),
+               "warm_p95_met": warm["after"]["p95_ms"] <= TARGET["warm_p95_ms"],
+               "cold_p95_met": cold["after"]["p95_ms"] <= TARGET["cold_p95_ms"], "distinct_queries": len(queries),
                "load_average_1m": load}
+    if args.before_url:
+        summary["http_before_after"] = {phase: ratios(figures["after"], figures["before"])
+                                        for phase, figures in (("cold", cold), ("warm", warm))}
     if compared:
         summary["before_after"] = compared
     if explain:
@@ -274,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the slowest sampled query")
     p.add_argument("--surge-url", default=None)
     p.add_argument("--surge-data-dir", default=None, help="data dir of the running Surge (with --surge-url)")
+    p.add_argument("--before-url", default=None,
+                   help="a Surge running the code before a change on the same database and Valkey: asked in turns")
     args = p.parse_args(argv)
+    if args.before_url and args.concurrency != 1:
+        p.error("--before-url measures in turns with one client: --concurrency 1")
     command = current_command()
     extra: dict[str, Any] = {}
     if args.surge_url:
@@ -291,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     summary.update(extra)
     path = write_results(BENCH, runs, summary, command=command)
     print_results(path)
-    return 1 if any(r["failures"] for r in runs) or summary.get("before_after", {}).get("mismatches") else 0
+    return 1 if (any(r["failures"] or r.get("answers_differing") for r in runs)
+                 or summary.get("before_after", {}).get("mismatches")) else 0
 
 
 if __name__ == "__main__":

@@ -53,11 +53,12 @@ class CatalogReads:
         value, _ = await self.cache.read_through("trending", [], [], load, ttl_s=TRENDING_TTL_S)
         return value
 
-    async def search(self, query: SearchQuery) -> tuple[dict[str, Any], str]:
+    async def search(self, query: SearchQuery) -> tuple[bytes, str]:
+        """The answer as JSON bytes: a cached answer is handed on as stored, not parsed and re-encoded."""
         async def load():
             return (await self.search_backend.search(query)).to_dict()
 
-        return await self.cache.read_through("search", query.cache_parts(), [LISTINGS_VERSION], load)
+        return await self.cache.read_through_json("search", query.cache_parts(), [LISTINGS_VERSION], load)
 
     async def suggest(self, prefix: str, limit: int) -> tuple[list[dict[str, Any]], str]:
         async def load():

@@ -20,6 +20,7 @@ from storage.cache import create_redis
 from storage.catalog_cache import CatalogCache
 from storage.catalog_store import CategorySource
 from storage.search import create_backend
+from storage.search.postgres import create_search_pool
 from storage.mailbox import Mailbox
 from storage.pool import create_pool
 from storage.settings import AuthSettings
@@ -67,8 +68,9 @@ class AppContext:
         from serve_app.catalog_reads import CatalogReads
 
         categories = CategorySource(pool)
+        search_pool = None if config.owners.elasticsearch_url else await create_search_pool(config.owners.database_url)
         catalog = CatalogReads(pool, CatalogCache(redis), create_backend(
-            pool, config.owners.elasticsearch_url, categories=categories), categories)
+            pool, config.owners.elasticsearch_url, categories=categories, search_pool=search_pool), categories)
         return cls(config=config, pool=pool, redis=redis, directory=directory,
                    inventory=InventoryClient(directory, soldout_ttl_s=config.serve.soldout_ttl_s),
                    reserve_limiter=InFlightLimiter(config.serve.reserve_max_in_flight),

@@ -9,6 +9,11 @@ after the change committed (it is driven by the outbox), so whoever sees the new
 the new rows. A reader that raced the bump may store old rows under the old version: no one reads
 them again.
 
+One round trip per read: a server-side script reads the versions, builds the key exactly as
+`cache_key` does and returns it with its value (a standalone Valkey/Redis: on a cluster the version
+keys and the value's key would live in different slots). A hit can be handed on as the JSON bytes
+stored (`read_through_json`), never parsed and re-encoded.
+
 Outage: any cache error makes the read go straight to PostgreSQL, and the cache is left alone for
 `retry_after_s` so a dead Valkey costs one failed attempt per interval, not one per request.
 """
@@ -37,9 +42,28 @@ def product_version_key(slug: str) -> str:
 def cache_key(kind: str, parts: Sequence[Any], versions: Sequence[bytes | str | int | None]) -> str:
     """`surge:c:<kind>:<v1>.<v2>…:<digest of parts>`; a missing version counts as 0 (pure)."""
     vs = ".".join(str(int(v)) if v is not None else "0" for v in versions)
-    digest = hashlib.blake2b(json.dumps(list(parts), default=str, separators=(",", ":")).encode(),
-                             digest_size=12).hexdigest()
-    return f"{PREFIX}{kind}:{vs}:{digest}"
+    return f"{PREFIX}{kind}:{vs}:{parts_digest(parts)}"
+
+
+def parts_digest(parts: Sequence[Any]) -> str:
+    return hashlib.blake2b(json.dumps(list(parts), default=str, separators=(",", ":")).encode(),
+                           digest_size=12).hexdigest()
+
+
+def to_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+# KEYS: the version keys; ARGV: the key's text before and after the versions. Returns {key, value}.
+# Versions are written only by INCR, so a stored version's text is the str(int(v)) of cache_key.
+LOOKUP_SCRIPT = """
+local versions = {}
+for i, k in ipairs(KEYS) do
+    versions[i] = redis.call('GET', k) or '0'
+end
+local key = ARGV[1] .. table.concat(versions, '.') .. ARGV[2]
+return {key, redis.call('GET', key)}
+"""
 
 
 class CatalogCache:
@@ -50,6 +74,7 @@ class CatalogCache:
         self.retry_after_s = retry_after_s
         self.observer = observer  # (kind, "hit" | "miss" | "bypass"): the API counts them as a metric
         self._down_until = 0.0
+        self._lookup = redis.register_script(LOOKUP_SCRIPT) if redis is not None else None
 
     @property
     def available(self) -> bool:
@@ -63,30 +88,45 @@ class CatalogCache:
                            load: Callable[[], Awaitable[Any]], ttl_s: int | None = None) -> tuple[Any, str]:
         """The value and how it was found: 'hit', 'miss' (loaded and stored) or 'bypass' (cache down).
         `load()` returns a JSON-able value; None is returned as is and never cached."""
-        value, how = await self._read_through(kind, parts, version_keys, load, ttl_s)
+        stored, value, how = await self._read(kind, parts, version_keys, load, ttl_s)
+        return (json.loads(stored) if how == "hit" else value), how
+
+    async def read_through_json(self, kind: str, parts: Sequence[Any], version_keys: Sequence[str],
+                                load: Callable[[], Awaitable[Any]], ttl_s: int | None = None) -> tuple[bytes | None, str]:
+        """As `read_through`, but the value as JSON bytes (None for None): a hit is the stored bytes,
+        a miss is encoded once, for the cache and the caller alike."""
+        stored, value, how = await self._read(kind, parts, version_keys, load, ttl_s)
+        if stored is None and value is not None:  # bypass
+            stored = to_json(value)
+        return stored, how
+
+    async def _read(self, kind, parts, version_keys, load, ttl_s) -> tuple[bytes | None, Any, str]:
+        """(the JSON bytes stored or to store, the loaded value if loaded, how)"""
+        stored, value, how = await self._read_once(kind, parts, version_keys, load, ttl_s)
         if self.observer is not None:
             self.observer(kind, how)
-        return value, how
+        return stored, value, how
 
-    async def _read_through(self, kind, parts, version_keys, load, ttl_s):
+    async def _read_once(self, kind, parts, version_keys, load, ttl_s):
         if not self.available:
-            return await load(), "bypass"
+            return None, await load(), "bypass"
         try:
-            versions = await self.redis.mget(list(version_keys)) if version_keys else []
-            key = cache_key(kind, parts, versions)
-            raw = await self.redis.get(key)
+            key, stored = await self._lookup(keys=list(version_keys),
+                                             args=[f"{PREFIX}{kind}:", f":{parts_digest(parts)}"])
         except _CACHE_ERRORS as exc:
             self._failed(exc)
-            return await load(), "bypass"
-        if raw is not None:
-            return json.loads(raw), "hit"
+            return None, await load(), "bypass"
+        if stored is not None:
+            return stored, None, "hit"
         value = await load()
-        if value is not None:
-            try:
-                await self.redis.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_s or self.ttl_s)
-            except _CACHE_ERRORS as exc:
-                self._failed(exc)
-        return value, "miss"
+        if value is None:
+            return None, None, "miss"
+        stored = to_json(value)
+        try:
+            await self.redis.set(key, stored, ex=ttl_s or self.ttl_s)
+        except _CACHE_ERRORS as exc:
+            self._failed(exc)
+        return stored, value, "miss"
 
     async def bump(self, version_keys: Iterable[str]) -> None:
         """Invalidate everything that depends on these version keys. Raises on a cache error: the

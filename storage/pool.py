@@ -23,13 +23,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Release without asyncpg's default reset query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL`): one more round trip per use of the pool, on every group commit too. Surge's pooled
-    connections keep no session state to reset: settings are `SET LOCAL` inside a transaction,
-    LISTEN runs on dedicated connections, no advisory locks, cursors only inside transactions.
-    An open transaction is still rolled back by asyncpg before this runs."""
+    connections keep no session state to reset: settings are `SET LOCAL` inside a transaction or
+    `server_settings` given at connect time, LISTEN runs on dedicated connections, no advisory locks,
+    cursors only inside transactions. An open transaction is still rolled back by asyncpg before this runs."""
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0) -> asyncpg.Pool:
-    """A pool whose connections decode jsonb; raises on an unreachable server within `timeout_s`."""
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s: float = 5.0,
+                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb; raises on an unreachable server within `timeout_s`.
+    `server_settings` are set on each connection at connect time (no round trip per use)."""
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -37,6 +39,7 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, timeout_s
         timeout=timeout_s,
         command_timeout=30,
         init=_init_connection,
+        server_settings=server_settings,
         reset=_keep_session,
     )
 

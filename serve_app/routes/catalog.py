@@ -67,17 +67,20 @@ Page = Annotated[int, Query(ge=1, le=1000)]
 PerPage = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("/search", dependencies=SearchLimit, responses={
+def _json(body: bytes, how: str) -> Response:
+    """A search answer as the JSON bytes the cache holds or stored (FastAPI would re-encode a dict)."""
+    return Response(content=body, media_type="application/json", headers={"X-Cache": how})
+
+
+@router.get("/search", dependencies=SearchLimit, response_model=dict, responses={
     422: {"description": "Invalid parameters or unknown category"}, 429: {"description": "Rate limited"}})
-async def search(ctx: Ctx, response: Response, q: Q = "", category: Slug | None = None, price_min: PriceMin = None,
+async def search(ctx: Ctx, q: Q = "", category: Slug | None = None, price_min: PriceMin = None,
                  price_max: PriceMax = None, rating_min: RatingMin = None, in_stock: bool | None = None,
-                 attr: Attr = [], sort: SortParam = "relevance", page: Page = 1, per_page: PerPage = 24) -> dict:
+                 attr: Attr = [], sort: SortParam = "relevance", page: Page = 1, per_page: PerPage = 24) -> Response:
     """Full-text search with typo tolerance; facets count the whole result set (every filter applied),
     categories including their subtrees."""
     query = await _query(ctx, q, category, price_min, price_max, rating_min, in_stock, attr, sort, page, per_page)
-    result, how = await ctx.catalog.search(query)
-    response.headers["X-Cache"] = how
-    return result
+    return _json(*await ctx.catalog.search(query))
 
 
 @router.get("/search/suggest", dependencies=SearchLimit, responses={429: {"description": "Rate limited"}})
@@ -89,13 +92,11 @@ async def suggest(ctx: Ctx, response: Response, q: Annotated[str, Query(min_leng
     return items
 
 
-@router.get("/categories/{slug}/products", responses={404: {"description": "No such category"}})
-async def category_listing(ctx: Ctx, slug: Slug, response: Response, price_min: PriceMin = None,
+@router.get("/categories/{slug}/products", response_model=dict, responses={404: {"description": "No such category"}})
+async def category_listing(ctx: Ctx, slug: Slug, price_min: PriceMin = None,
                            price_max: PriceMax = None, rating_min: RatingMin = None, in_stock: bool | None = None,
-                           attr: Attr = [], sort: SortParam = "newest", page: Page = 1, per_page: PerPage = 24) -> dict:
+                           attr: Attr = [], sort: SortParam = "newest", page: Page = 1, per_page: PerPage = 24) -> Response:
     """The active products of a category and its subcategories, with the same facets as search."""
     query = await _query(ctx, "", slug, price_min, price_max, rating_min, in_stock, attr, sort, page, per_page,
                          missing_category=NotFound)
-    result, how = await ctx.catalog.search(query)
-    response.headers["X-Cache"] = how
-    return result
+    return _json(*await ctx.catalog.search(query))

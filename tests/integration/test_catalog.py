@@ -196,6 +196,34 @@ async def test_a_sell_out_invalidates_the_page_and_the_listing(api, admin_header
     await async_wait_for(sold_out, what="the sell-out to reach the cached page and listing")
 
 
+async def test_the_lookup_script_reads_the_key_cache_key_makes_in_one_round_trip(stack):
+    """Valkey runs LOOKUP_SCRIPT: its key is cache_key's for the same versions (one set by INCR, one
+    missing), and what a miss stored is what the next read hits, byte for byte."""
+    from storage.cache import create_redis
+    from storage.catalog_cache import CatalogCache, cache_key
+
+    redis = create_redis(stack.urls.redis)
+    try:
+        cache = CatalogCache(redis)
+        versions = [f"surge:cver:test:{uid()}", f"surge:cver:test:{uid()}"]
+        await redis.incr(versions[0])
+        await redis.incr(versions[0])
+        parts = ["lookup", uid()]
+
+        async def load():
+            return {"hits": [1, 2], "name": "Lookup Lamp"}
+
+        stored, how = await cache.read_through_json("search", parts, versions, load)
+        assert how == "miss"
+        assert await redis.get(cache_key("search", parts, [b"2", None])) == stored
+        assert await cache.read_through_json("search", parts, versions, load) == (stored, "hit")
+        await cache.bump(versions[1:])
+        assert (await cache.read_through_json("search", parts, versions, load))[1] == "miss"
+        assert await redis.exists(cache_key("search", parts, [b"2", b"1"]))
+    finally:
+        await redis.aclose()
+
+
 async def test_reads_answer_from_the_database_when_the_cache_is_down(stack, api, admin_headers):
     """The same app, built in this process with its cache pointed at a port where nothing listens:
     every read still answers 200 with the right data (X-Cache: bypass)."""

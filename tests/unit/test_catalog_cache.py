@@ -2,6 +2,8 @@
 and an outage that sends reads to the loader (and leaves the cache alone for a while)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis.exceptions
 
@@ -31,7 +33,16 @@ class FakeRedis:
 
     async def set(self, key, value, ex=None):
         self._check()
-        self.data[key] = value.encode()
+        self.data[key.decode() if isinstance(key, bytes) else key] = value if isinstance(value, bytes) else value.encode()
+
+    def register_script(self, lua):
+        """What LOOKUP_SCRIPT means (Valkey runs the real one in the integration tests)."""
+        async def lookup(keys, args):
+            self._check()
+            key = args[0] + ".".join(self.data.get(k, b"0").decode() for k in keys) + args[1]
+            return [key.encode(), self.data.get(key)]
+
+        return lookup
 
     def pipeline(self, transaction=False):
         fake = self
@@ -92,3 +103,25 @@ async def test_an_outage_answers_from_the_loader_and_backs_off():
     assert fake.calls == calls  # not retried within the back-off window
     with pytest.raises(redis.exceptions.ConnectionError):
         await cache.bump(["v:a"])  # an invalidation is never silently dropped: the consumer retries
+
+
+async def test_json_reads_hand_on_the_stored_bytes_and_encode_a_miss_once():
+    fake = FakeRedis()
+    cache = CatalogCache(fake, retry_after_s=60)
+
+    async def load():
+        return {"name": "Lamp", "n": 1}
+
+    miss, how = await cache.read_through_json("search", ["q"], ["v:l"], load)
+    assert how == "miss" and json.loads(miss) == {"name": "Lamp", "n": 1}
+    assert list(fake.data.values()) == [miss]  # stored as answered
+    fake.data[next(iter(fake.data))] = b'{"stored":true}'
+    assert await cache.read_through_json("search", ["q"], ["v:l"], load) == (b'{"stored":true}', "hit")
+
+    async def nothing():
+        return None
+
+    assert await cache.read_through_json("search", ["none"], ["v:l"], nothing) == (None, "miss")
+    fake.down = True
+    bypass, how = await cache.read_through_json("search", ["q"], ["v:l"], load)
+    assert how == "bypass" and json.loads(bypass) == {"name": "Lamp", "n": 1}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 def test_text_query_matches_full_text_or_trigram_and_ranks_by_both():
     sql, args = build_search_sql(SearchQuery(q="  running   shoes "))
     assert args[0] == "running shoes"
-    assert "search_doc @@ websearch_to_tsquery('english', $1)" in sql and "$1 <% p.name" in sql
+    assert "search_doc @@ websearch_to_tsquery('english', $1)" in sql and "p.name %> $1" in sql
     assert "order by rank desc, id" in sql
 
 
@@ -46,7 +46,7 @@ def test_suggest_uses_a_prefix_for_short_input_and_escapes_like_wildcards():
     sql, args = build_suggest_sql("ab", 5)
     assert "lower(p.name) like $2" in sql and args[1] == "ab%"
     sql, args = build_suggest_sql("50%_off", 5)
-    assert args[1] == "%50\\%\\_off%" and "<%" in sql
+    assert args[1] == "%50\\%\\_off%" and "p.name %> $1" in sql
 
 
 def test_price_buckets_are_half_open_and_cover_everything():
