@@ -121,10 +121,11 @@ class Client:
         self.write_now = direct_writer(ws) if direct else None
         self.stamps = stamps  # (frame, time written) for a sample of clients: hub-side latency
         # raw fan-out: the socket's descriptor, for a connection whose every frame is the shared bytes
-        # (no extensions); -1 for anything else, which goes through `push`
+        # (no extensions, no TLS: bytes written to the descriptor would bypass the encryption); -1 for
+        # anything else, which goes through `push`
         self.fd, self.transport, self.protocol = -1, getattr(ws, "transport", None), getattr(ws, "protocol", None)
         if raw and self.write_now is not None and not self.protocol.extensions \
-                and hasattr(self.transport, "get_extra_info"):
+                and hasattr(self.transport, "get_extra_info") and self.transport.get_extra_info("sslcontext") is None:
             sock = self.transport.get_extra_info("socket")
             self.fd = sock.fileno() if sock is not None else -1
 

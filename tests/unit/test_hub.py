@@ -226,3 +226,49 @@ async def test_the_hub_remembers_sequence_numbers_only_for_topics_it_numbers_its
     hub.publish("heartbeat", {})
     assert hub.seq == {"heartbeat": 2}
     assert hub.last_seq("admin") == 41 and hub.last_seq("heartbeat") == 2
+
+
+class SocketTransport(FakeTransport):
+    """A transport over a real socket pair, with or without a TLS context."""
+
+    def __init__(self, sock, tls: bool):
+        super().__init__()
+        self.extra = {"socket": sock, "sslcontext": __import__("ssl").create_default_context() if tls else None}
+
+    def get_extra_info(self, name, default=None):
+        return self.extra.get(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("tls", [False, True])
+async def test_raw_fanout_writes_to_the_descriptor_only_of_a_plain_socket_never_under_tls(tls):
+    import socket
+
+    here, peer = socket.socketpair()
+    here.setblocking(False)
+    try:
+        hub = Hub(fanout="raw")
+        ws = FakeConnection()
+        ws.transport = SocketTransport(here, tls)
+        client = hub.connect(ws)
+        await hub.subscribe(client, {"product:A"}, {})
+        hub.publish("product:A", {"available": 5}, seq=1)
+        peer.setblocking(False)
+        try:
+            on_the_wire = peer.recv(4096)
+        except BlockingIOError:
+            on_the_wire = b""
+        if tls:  # plaintext written under the TLS layer would corrupt the stream: it goes through the transport
+            assert client.fd == -1 and on_the_wire == b""
+            assert [json.loads(w[2:])["seq"] for w in ws.transport.written] == [1]
+        else:
+            assert client.fd == here.fileno() and not ws.transport.written
+            assert json.loads(on_the_wire[2:]) == {"topic": "product:A", "seq": 1, "data": {"available": 5}}
+    finally:
+        here.close()
+        peer.close()
