@@ -68,9 +68,9 @@ from typing import Any
 
 import psutil
 
-from loadtests.bench_flash import code_version, fetch, http_json, postgres_pid
+from loadtests.bench_flash import fetch, http_json, postgres_pid
 from loadtests.bench_trivial import ratio
-from loadtests.results import current_command, print_results, write_results
+from loadtests.results import code_version, current_command, print_results, write_results
 from loadtests.runner import check_loopback_url, run_locust
 from loadtests.servers import REPO_ROOT, free_port, stop, wait_ok
 
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "products": args.products + 1, "localstripes": args.localstripe, "surge_env": args.surge_env,
         "code": code,
     }
-    path = write_results(BENCH, runs, summary, command=current_command())
+    path = write_results(BENCH, runs, summary, command=current_command(), code=code)
     print()
     print_table(runs)
     print()

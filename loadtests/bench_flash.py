@@ -46,7 +46,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +60,7 @@ import psutil
 
 from loadtests.bench_trivial import ratio
 from loadtests.servers import REPO_ROOT, free_port, start_baseline, stop, wait_ok
-from loadtests.results import current_command, print_results, write_results
+from loadtests.results import code_version, current_command, print_results, write_results
 from loadtests.runner import LOOPBACK, check_loopback_url, run_locust
 
 LOCUSTFILE = "flash_sale.py"
@@ -126,18 +125,6 @@ async def _postgres_pid(dsn: str) -> int | None:
 def postgres_pid(dsn: str) -> int | None:
     """The postmaster's pid, so Postgres's CPU can be told apart; None if it is not on this machine."""
     return asyncio.run(_postgres_pid(dsn))
-
-
-def code_version() -> dict[str, Any] | None:
-    """The commit measured and the files changed on top of it (read-only git; None outside a checkout)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain"], cwd=REPO_ROOT,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"head": head, "changed": [line[3:] for line in status.splitlines() if line.strip()]}
 
 
 # --- the two systems -----------------------------------------------------------------------------
@@ -418,7 +405,7 @@ def compare(args: argparse.Namespace) -> int:
     command = current_command()
     if args.admin_token:  # a results file is committed; never record a token in it
         command = command.replace(args.admin_token, "<admin-token>")
-    path = write_results(BENCH, runs, summary, command=command)
+    path = write_results(BENCH, runs, summary, command=command, code=code)
     print()
     print_table(runs)
     print()

@@ -6,6 +6,7 @@ A results file is ``loadtests/results/<bench>.json``::
      "command": the exact command line that produced it,
      "when": ISO-8601 UTC timestamp,
      "host": {"cpus": n, "python": v, "ray": v, "locust": v},
+     "code": {"head": the commit measured, "changed": files changed on top of it} (null outside git),
      "runs": [{"system": "surge" | "baseline" | ..., "req_per_s": x, "p50_ms": x, "p99_ms": x,
                ...bench-specific keys}],
      "summary": {...ratios and other headline figures}}
@@ -20,6 +21,7 @@ import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_RUN_KEYS = ("system", "req_per_s", "p50_ms", "p99_ms")
 _BENCH_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -49,6 +52,18 @@ def host_info() -> dict[str, Any]:
     }
 
 
+def code_version() -> dict[str, Any] | None:
+    """The commit measured and the files changed on top of it (read-only git; None outside a checkout)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"head": head, "changed": [line[3:] for line in status.splitlines() if line.strip()]}
+
+
 def current_command() -> str:
     """The command line of this process, shell-quoted so it can be pasted back."""
     return shlex.join(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
@@ -60,12 +75,14 @@ def write_results(
     summary: Mapping[str, Any],
     command: str | None = None,
     results_dir: Path | None = None,
+    code: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``<results_dir>/<bench>.json`` in the shared shape and return its path.
 
     ``bench`` must be a plain file name (letters, digits, ``_ . -``). Every run must carry
     ``system``, ``req_per_s``, ``p50_ms`` and ``p99_ms``; other keys are kept as given.
-    ``command`` defaults to this process's command line. An existing file is replaced.
+    ``command`` defaults to this process's command line; ``code`` to `code_version()` now (a bench
+    whose runs are long passes the one it took before them). An existing file is replaced.
     Raises ``ValueError`` on a bad name or a run missing a required key.
     """
     if not _BENCH_NAME.match(bench):
@@ -79,6 +96,7 @@ def write_results(
         "command": command if command is not None else current_command(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": host_info(),
+        "code": dict(code) if code is not None else code_version(),
         "runs": [dict(r) for r in runs],
         "summary": dict(summary),
     }
