@@ -234,13 +234,10 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
     auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
-    hub = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
-              origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token,
-              fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every)
-    if args.loop == "uvloop":
-        uvloop.run(hub)
-    else:
-        asyncio.run(hub)
+    serving = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
+                  origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token,
+                  fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every)
+    (uvloop.run if args.loop == "uvloop" else asyncio.run)(serving)
 
 
 if __name__ == "__main__":

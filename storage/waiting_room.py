@@ -82,7 +82,9 @@ class WaitingRoom:
         return int(await self._admit(keys=[f"wr:{sku}:issued", f"wr:{sku}:admitted"], args=[slots, KEY_TTL_S]))
 
     async def status(self, token: str) -> TicketStatus:
-        sku, number = self.parse(token)
+        return await self._status(*self.parse(token))
+
+    async def _status(self, sku: str, number: int) -> TicketStatus:
         sold_out, admitted = await self.redis.mget(f"wr:{sku}:sold_out", f"wr:{sku}:admitted")
         if sold_out:
             return TicketStatus("sold_out", 0)
@@ -98,7 +100,7 @@ class WaitingRoom:
             ticket_sku, number = self.parse(token)
         except InvalidTicket:
             return False
-        if ticket_sku != sku or (await self.status(token)).status != "admitted":
+        if ticket_sku != sku or (await self._status(sku, number)).status != "admitted":
             return False
         return bool(await self.redis.set(f"wr:{sku}:used:{number}", 1, nx=True, ex=KEY_TTL_S))
 

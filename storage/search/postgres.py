@@ -25,6 +25,15 @@ WORK_MEM = "32MB"
 # every time costs ~1 ms (plan_cache_mode). Searches only read (default_transaction_read_only).
 SEARCH_SERVER_SETTINGS = {"work_mem": WORK_MEM, "plan_cache_mode": "force_custom_plan",
                           "default_transaction_read_only": "on"}
+
+
+def set_local_sql(custom_plans: bool = True) -> str:
+    """SEARCH_SERVER_SETTINGS for one transaction on a shared connection (`SET LOCAL`; the
+    transaction itself is opened read-only). `custom_plans=False`: plans as the plan cache picks them."""
+    return "; ".join(f"set local {name} = '{value}'" for name, value in SEARCH_SERVER_SETTINGS.items()
+                     if name != "default_transaction_read_only" and (custom_plans or name != "plan_cache_mode"))
+
+
 _ORDER = {  # every sort ends with the id: pages never overlap or skip
     "relevance": [("rank", "desc"), ("id", "asc")],
     "price_asc": [("price_min_minor", "asc"), ("id", "asc")],
@@ -248,8 +257,7 @@ class PostgresBackend:
         # Both False: the path before migration 0007 (every search counts its matching rows, plans as
         # the plan cache picks them), kept for comparisons; answers are equal.
         self.facet_cells = facet_cells
-        self.settings = f"set local work_mem = '{WORK_MEM}'" + (
-            "; set local plan_cache_mode = force_custom_plan" if custom_plans else "")
+        self.settings = set_local_sql(custom_plans)
         self.categories = categories or catalog_store.CategorySource(pool)
 
     async def search(self, query: SearchQuery) -> SearchResult:
