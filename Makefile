@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-checkout bench-search clean
+.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-hub-pass bench-checkout bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-owner: install
 
 bench-realtime: install
 	$(PY) -m loadtests.bench_realtime --clients 1000 5000 10000 --hub-impl queued direct raw
+
+# one hub's fan-out pass alone (no Surge) against bare writes to the same 10,000 sockets
+bench-hub-pass: install
+	$(PY) -m loadtests.bench_hub_pass
 
 # cart -> paid through the HTTP API, at a light and a heavy load, on the embedded localstripe and on one
 # with its persistence off (4242 cards; the webhook's arrival is measured from stripe_events;
