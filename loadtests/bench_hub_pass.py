@@ -35,7 +35,7 @@ from websockets.asyncio.server import serve
 
 from loadtests.bench_realtime import percentile, raise_own_nofile
 from loadtests.results import print_results, write_results
-from loadtests.servers import REPO_ROOT
+from loadtests.servers import REPO_ROOT, stop_all
 from realtime.hub import Hub, Outgoing
 from realtime.server import handler
 
@@ -89,15 +89,7 @@ async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds
             published = time.time() - began[0]
             await asyncio.sleep(2)  # the last frames arrive
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
-            for child in children:
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait(10)
+            stop_all(children, grace_s=30)
     latency = []
     for i in range(procs):
         path = work / f"p{i}.json"

@@ -39,7 +39,7 @@ import httpx
 import psutil
 
 from loadtests.results import print_results, write_results
-from loadtests.servers import REPO_ROOT, surge_up
+from loadtests.servers import REPO_ROOT, stop_all, surge_up
 from storage.outbox import stream_name
 
 TARGET_P99_MS = 50.0
@@ -274,15 +274,7 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         sent_ms = hub_stamps(hub, stamps, done)
         xadd_ms = stream_times(redis_url, sku, t_changes, done)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
+        stop_all(children, grace_s=60)
         http.close()
 
     latencies: list[float] = []
