@@ -100,6 +100,16 @@ def register_localstripe_webhook(stripe_url: str, name: str, url: str, secret: s
     httpx.post(f"{stripe_url.rstrip('/')}/_config/webhooks/{name}", json=body, timeout=5).raise_for_status()
 
 
+def ensure_port_free(host: str, port: int, setting: str) -> None:
+    """Refuse a port something else holds. Needed for a port bound with SO_REUSEPORT: another
+    stack's replicas on it would otherwise silently share our connections."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"{host}:{port} ({setting}) is in use: {exc.strerror}") from None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,10 +126,14 @@ class StackUrls:
     ray: str
     metrics: str
     admin_token_file: str = ""
+    replica: str = ""  # the replicas' own shared listener (SURGE_REPLICA_PORT), if on
 
     def public(self) -> dict[str, str]:
-        return {"api": self.api, "docs": f"{self.api}/docs", "hub": self.hub, "metrics": f"{self.api}/metrics",
+        urls = {"api": self.api, "docs": f"{self.api}/docs", "hub": self.hub, "metrics": f"{self.api}/metrics",
                 "admin token": self.admin_token_file}
+        if self.replica:
+            urls["api (replica listener)"] = self.replica
+        return urls
 
 
 @dataclass
@@ -226,7 +240,10 @@ class LocalStack:
 
         from serve_app.app import build_app
 
-        serve.start(http_options={"host": self.serve.http_host, "port": self.serve.http_port})
+        if self.serve.replica_port:
+            ensure_port_free(self.serve.replica_host, self.serve.replica_port, "SURGE_REPLICA_PORT")
+        serve.start(http_options={"host": self.serve.http_host, "port": self.serve.http_port,
+                                  "request_timeout_s": self.serve.request_timeout_s})
         serve_settings = self.serve.model_copy(update={"admin_token": self.admin_token(),
                                                        "stripe_webhook_secret": self.stripe_webhook_secret()})
         self._app_args = {"database_url": database_url, "redis_url": redis_url, "metrics_url": metrics_url,
@@ -278,7 +295,8 @@ class LocalStack:
 
     def hub_origins(self) -> list[str]:
         port = self.serve.http_port
-        return [f"http://127.0.0.1:{port}", f"http://localhost:{port}", *self.surge.hub_allowed_origins]
+        ports = [port, self.serve.replica_port] if self.serve.replica_port else [port]
+        return [*(f"http://{host}:{p}" for p in ports for host in ("127.0.0.1", "localhost")), *self.surge.hub_allowed_origins]
 
     def _stop_hub(self) -> None:
         if self._hub and self._hub.poll() is None:
@@ -313,8 +331,9 @@ class LocalStack:
             ActorDirectory(owners).ensure_started(timeout_s=60)
             hub = self._hub_process(rd, db)
             api = self._serve(db, rd, metrics_url, hub)
+            replica = f"http://{self.serve.replica_host}:{self.serve.replica_port}" if self.serve.replica_port else ""
             self.urls = StackUrls(api=api, hub=hub, database=db, redis=rd, stripe=stripe_url, ray=gcs, metrics=metrics_url,
-                                  admin_token_file="SURGE_ADMIN_TOKEN" if self.serve.admin_token else str(self.data_dir / "admin_token"))
+                                  replica=replica, admin_token_file="SURGE_ADMIN_TOKEN" if self.serve.admin_token else str(self.data_dir / "admin_token"))
             self._write_run_file()  # before readiness, so `surge status` can look at a slow boot
             self._wait_ready(ready_timeout_s)
             return self.urls
@@ -328,11 +347,15 @@ class LocalStack:
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         last = "no answer"
+        waiting = [u for u in (self.urls.api, self.urls.replica) if u]
         while time.monotonic() < deadline:
             try:
-                r = httpx.get(f"{self.urls.api}/readyz", timeout=3)
+                r = httpx.get(f"{waiting[0]}/readyz", timeout=3)
                 if r.status_code == 200:
-                    return
+                    waiting.pop(0)
+                    if not waiting:
+                        return
+                    continue
                 last = r.json().get("detail", r.status_code)
             except httpx.HTTPError as exc:
                 last = type(exc).__name__

@@ -2,7 +2,8 @@
 
     python -m loadtests.bench_flash [--rounds 2] [--run-time 20] [--users 100] [--stock 5000]
         [--spawn-rate N] [--warmup 3]
-        [--surge-url URL --surge-database-url DSN --admin-token T [--surge-pid PID]]
+        [--systems baseline surge surge-ingress]
+        [--surge-url URL --surge-database-url DSN --admin-token T [--surge-pid PID] [--surge-replica-url URL]]
 
 Contract:
 - Without ``--surge-url`` a whole Surge is started (``surge_up``: temporary data dir, free loopback
@@ -12,6 +13,11 @@ Contract:
   127.0.0.1 port with ``BASELINE_DATABASE_URL`` = Surge's own Postgres (its own table
   ``baseline_stock``), so both systems sell from the same database server on the same machine.
   It is stopped by pid however the bench ends.
+- Systems: ``baseline``; ``surge``, through the front door Surge offers a flash sale: the API
+  replicas' own listener (``SURGE_REPLICA_PORT``, which the Surge started here has on a free port;
+  ``--surge-replica-url`` for a running one), else Serve's ingress; and, when there is a listener,
+  ``surge-ingress``: the same Surge through Serve's HAProxy ingress, in the same rounds, so the two
+  doors are compared side by side (``surge_vs_surge_ingress_purchases_per_s``).
 - A "purchase" is one unit leaving available stock exactly once, durably: a Surge reservation of
   one unit answered 201 (after the Postgres commit), or the baseline's ``UPDATE ... RETURNING``
   answered 200.
@@ -69,7 +75,10 @@ LOADGEN_BUSY = 0.85  # share of one core above which a single Locust process is 
 TARGET_RATIO = 2.0
 TARGET_P99_MS = 50.0
 TARGET_TEXT = "surge >= 2x baseline purchases/s, p99 <= 50 ms, 0 oversold"
-SYSTEMS = ("baseline", "surge")
+# "surge" is the front door Surge offers a flash sale: the replicas' own listener when there is one
+# (SURGE_REPLICA_PORT), else Serve's ingress; with a listener, "surge-ingress" is the same Surge
+# through Serve's HAProxy ingress, measured in the same rounds.
+SYSTEMS = ("baseline", "surge", "surge-ingress")
 
 
 # --- HTTP and database helpers -------------------------------------------------------------------
@@ -130,11 +139,15 @@ def postgres_pid(dsn: str) -> int | None:
 # --- the two systems -----------------------------------------------------------------------------
 
 class Target:
+    """One system under load. `kind` (``surge`` or ``baseline``) is what the locustfile speaks; a
+    Surge can be measured through two front doors, as two systems."""
+
     def __init__(self, system: str, url: str, pid: int | None, dsn: str, token: str | None = None):
         self.system, self.url, self.pid, self.dsn, self.token = system, url, pid, dsn, token
+        self.kind = "baseline" if system == "baseline" else "surge"
 
     def reset(self, sku: str, stock: int) -> None:
-        if self.system == "surge":
+        if self.kind == "surge":
             status, body = http_json("PUT", f"{self.url}/admin/inventory/{sku}", {"on_hand": stock}, self.token)
             ok = status == 200 and isinstance(body, dict) and body.get("available") == stock
         else:
@@ -145,7 +158,7 @@ class Target:
 
     def units_taken(self, sku: str, stock: int) -> dict[str, Any]:
         """What the database says left available stock, and the figures it was read from."""
-        if self.system == "baseline":
+        if self.kind == "baseline":
             rows = fetch(self.dsn, "select stock from baseline_stock where sku = $1", sku)
             remaining = rows[0]["stock"] if rows else None
             return {"units": None if remaining is None else stock - remaining, "remaining": remaining}
@@ -178,7 +191,7 @@ def run_once(target: Target, sku: str, args: argparse.Namespace, seconds: int, p
     with tempfile.TemporaryDirectory(prefix="surge-flash-") as tmp:
         out = Path(tmp) / "tally.json"
         r = run_locust(LOCUSTFILE, target.url, args.users, args.spawn_rate, seconds,
-                       extra_env={"SURGE_BENCH_TARGET": target.system, "SURGE_BENCH_SKU": sku,
+                       extra_env={"SURGE_BENCH_TARGET": target.kind, "SURGE_BENCH_SKU": sku,
                                   "SURGE_BENCH_OUT": str(out)},
                        server_pids=pids, reset_stats=False)
         if not out.exists():
@@ -188,7 +201,7 @@ def run_once(target: Target, sku: str, args: argparse.Namespace, seconds: int, p
     db = target.units_taken(sku, args.stock)
 
     cpu = dict(r["cpu_s"])
-    if target.system == "surge" and "server" in cpu and "postgres" in cpu:
+    if target.kind == "surge" and "server" in cpu and "postgres" in cpu:
         if pg_pid in {p.pid for p in _tree(target.pid)}:
             cpu["server"] = round(cpu["server"] - cpu["postgres"], 2)
 
@@ -301,6 +314,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--surge-database-url", default=None, help="that Surge's Postgres DSN (required with --surge-url)")
     p.add_argument("--admin-token", default=None, help="that Surge's admin token (required with --surge-url)")
     p.add_argument("--surge-pid", type=int, default=None, help="root pid of that Surge's process tree, for CPU seconds")
+    p.add_argument("--surge-replica-url", default=None,
+                   help="that Surge's replica listener (SURGE_REPLICA_PORT), if on: measured as `surge`, the ingress as `surge-ingress`")
+    p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS),
+                   help="systems to measure (default: all there are; baseline and surge are always measured)")
     p.add_argument("--surge-env", action="append", default=[], metavar="KEY=VALUE",
                    help="setting for the Surge this bench starts, e.g. SURGE_API_REPLICAS=2 (repeatable)")
     p.add_argument("--rounds", type=int, default=2)
@@ -319,6 +336,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.error(str(exc))
         if not (args.surge_database_url and args.admin_token):
             p.error("--surge-url needs --surge-database-url and --admin-token")
+    if args.surge_replica_url:
+        try:
+            args.surge_replica_url = check_loopback_url(args.surge_replica_url)
+        except ValueError as exc:
+            p.error(str(exc))
+    args.systems = [s for s in SYSTEMS if s in {"baseline", "surge", *args.systems}]
     args.spawn_rate = args.spawn_rate or float(args.users * 10)
     return args
 
@@ -330,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     from loadtests.servers import surge_up
 
     with surge_up(dict(kv.split("=", 1) for kv in args.surge_env)) as surge:
-        args.surge_url, args.surge_pid = surge.url, surge.pid
+        args.surge_url, args.surge_pid, args.surge_replica_url = surge.url, surge.pid, surge.replica_url
         args.surge_database_url, args.admin_token = surge.database_url, surge.admin_token
         return compare(args)
 
@@ -346,23 +369,25 @@ def compare(args: argparse.Namespace) -> int:
     pg_pid = postgres_pid(dsn)
     baseline_port = free_port()
     baseline = start_baseline(baseline_port, dsn)
-    per_round: dict[str, list[dict[str, Any]]] = {s: [] for s in SYSTEMS}
+    systems = [s for s in args.systems if s != "surge-ingress" or args.surge_replica_url]
+    per_round: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     try:
         targets = {
             "baseline": Target("baseline", f"http://{LOOPBACK}:{baseline_port}", baseline.pid, dsn),
-            "surge": Target("surge", args.surge_url, args.surge_pid, dsn, args.admin_token),
+            "surge": Target("surge", args.surge_replica_url or args.surge_url, args.surge_pid, dsn, args.admin_token),
+            "surge-ingress": Target("surge-ingress", args.surge_url, args.surge_pid, dsn, args.admin_token),
         }
 
         def sku_for(system: str, label: str) -> str:
             return f"FLASH-{system}-{label}-{uuid.uuid4().hex[:8]}"
 
         if args.warmup:
-            for system in SYSTEMS:
+            for system in systems:
                 w = run_once(targets[system], sku_for(system, "warmup"), args, args.warmup, pg_pid)
                 print(f"warm-up  {system:8} {w['purchases']} purchases, {w['requests']} answers, "
                       f"errors {w['errors']}", flush=True)
         for i in range(args.rounds):
-            order = SYSTEMS if i % 2 == 0 else tuple(reversed(SYSTEMS))
+            order = systems if i % 2 == 0 else systems[::-1]
             for system in order:
                 r = run_once(targets[system], sku_for(system, f"r{i + 1}"), args, args.run_time, pg_pid)
                 r["round"] = i + 1
@@ -375,11 +400,12 @@ def compare(args: argparse.Namespace) -> int:
     finally:
         stop(baseline)
 
-    runs = [aggregate(s, per_round[s]) for s in ("surge", "baseline")]
+    runs = [aggregate(s, per_round[s]) for s in ("surge", "surge-ingress", "baseline") if s in per_round]
+    runs[0]["front_door"] = "replica listener" if args.surge_replica_url else "serve ingress"
     by_system = {r["system"]: r for r in runs}
     surge, base = by_system["surge"], by_system["baseline"]
     oversold_total = sum(r["oversold"] for r in runs)
-    mismatches = [(s, r["round"], r["mismatch"]) for s in SYSTEMS for r in per_round[s] if r["mismatch"] != 0]
+    mismatches = [(s, r["round"], r["mismatch"]) for s in systems for r in per_round[s] if r["mismatch"] != 0]
     failures = sum(unexpected_failures(r) for r in runs)
     purchase_ratio = ratio(surge["purchases_per_s"], base["purchases_per_s"])
     target_met = bool(purchase_ratio is not None and purchase_ratio >= TARGET_RATIO
@@ -393,6 +419,8 @@ def compare(args: argparse.Namespace) -> int:
         "surge_vs_baseline_purchases_per_s_by_round": [
             ratio(s["purchases_per_s"], b["purchases_per_s"]) for s, b in zip(per_round["surge"], per_round["baseline"])
         ],
+        "surge_vs_surge_ingress_purchases_per_s": ratio(surge["purchases_per_s"], by_system["surge-ingress"]["purchases_per_s"])
+        if "surge-ingress" in by_system else None,
         "count_mismatches": [{"system": s, "round": n, "database_minus_client": m} for s, n, m in mismatches],
         "unexpected_failures": failures,
         "users": args.users,

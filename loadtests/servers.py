@@ -40,6 +40,7 @@ class RunningSurge:
     database_url: str
     admin_token: str
     data_dir: Path
+    replica_url: str | None = None  # the replicas' own listener (SURGE_REPLICA_PORT)
 
 
 @contextlib.contextmanager
@@ -48,7 +49,7 @@ def surge_up(extra_env: dict[str, str] | None = None, ready_timeout_s: float = 1
     env = {k: v for k, v in os.environ.items() if not k.startswith("SURGE_") and k not in (
         "DATABASE_URL", "REDIS_URL", "RAY_ADDRESS", "STRIPE_API_BASE")}
     ports = ("HTTP_PORT", "PG_PORT", "VALKEY_PORT", "STRIPE_PORT", "HUB_PORT", "HAPROXY_STATS_PORT",
-             "HAPROXY_METRICS_PORT", "FALLBACK_PROXY_PORT", "FALLBACK_GRPC_PORT")
+             "HAPROXY_METRICS_PORT", "FALLBACK_PROXY_PORT", "FALLBACK_GRPC_PORT", "REPLICA_PORT")
     env.update({f"SURGE_{p}": str(free_port()) for p in ports})
     env.update(SURGE_DATA_DIR=str(data_dir), SURGE_LOG_LEVEL="WARNING")
     env.update(extra_env or {})
@@ -72,7 +73,8 @@ def surge_up(extra_env: dict[str, str] | None = None, ready_timeout_s: float = 1
                 raise RuntimeError(f"surge up not ready within {ready_timeout_s}s; see {data_dir / 'surge-up.log'}")
             time.sleep(0.5)
         run = json.loads(run_file.read_text())
-        yield RunningSurge(url=url, pid=proc.pid, database_url=run["database"],
+        yield RunningSurge(url=url, replica_url=f"http://127.0.0.1:{env['SURGE_REPLICA_PORT']}" if env.get("SURGE_REPLICA_PORT") else None,
+                           pid=proc.pid, database_url=run["database"],
                            admin_token=(data_dir / "admin_token").read_text().strip(), data_dir=data_dir)
     finally:
         if proc.poll() is None:

@@ -18,6 +18,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
 from serve_app.metrics import ApiMetrics
 from serve_app.middleware import RequestContextMiddleware
+from serve_app.replica_listener import ReplicaListener
 from serve_app.routes import (account, admin_analytics, admin_catalog, admin_notifications, admin_orders, admin_users, auth,
                               cart, catalog, checkout, health, inventory, orders, reviews, webhooks)
 from serve_app.settings import ServeSettings
@@ -71,12 +72,19 @@ class Api:
         self._config = config
         self._ctx: AppContext | None = None
         self._knobs: dict = {}
+        self._listener: ReplicaListener | None = None
         configure_logging(config.owners.log_level, component="api")
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         self._ctx = await AppContext.create(self._config)
         self._apply_knobs()
-        return create_fastapi_app(self._ctx, ApiMetrics())
+        app = create_fastapi_app(self._ctx, ApiMetrics())
+        serve_settings = self._config.serve
+        if serve_settings.replica_port:
+            self._listener = ReplicaListener(app, serve_settings.replica_host, serve_settings.replica_port,
+                                             serve_settings.request_timeout_s)
+            await self._listener.start()
+        return app
 
     def reconfigure(self, user_config: dict) -> None:
         """Runtime knobs, changed through Serve's `user_config` without restarting replicas:
@@ -93,6 +101,8 @@ class Api:
             self._ctx.inventory.soldout_ttl_s = float(self._knobs["soldout_ttl_s"])
 
     async def __del__(self):
+        if self._listener is not None:
+            await self._listener.stop()
         if self._ctx is not None:
             await self._ctx.close()
 

@@ -13,6 +13,12 @@ from storage.logs import request_id_var
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def safe_request_id(value: bytes) -> str | None:
+    """A caller's X-Request-ID if it is one we keep (it goes into logs), else None."""
+    candidate = value.decode("latin-1")
+    return candidate if _SAFE_ID.match(candidate) else None
+
+
 class RequestContextMiddleware:
     """Gives every request an id (the caller's `X-Request-ID` if sane, else the one Serve's ingress
     assigned), enforces a body limit from Content-Length (413 before parsing), and records latency
@@ -30,9 +36,7 @@ class RequestContextMiddleware:
         length = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _SAFE_ID.match(candidate):
-                    rid = candidate
+                rid = safe_request_id(value) or rid
             elif name == b"content-length":
                 try:
                     length = int(value)

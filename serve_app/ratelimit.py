@@ -83,12 +83,17 @@ class RateLimiter:
                     extra={"limit": name, "error": repr(exc)})
 
 
+# A scope key set by an edge that knows how many proxies stand in front of it (the replica listener: none).
+CLIENT_HOPS_KEY = "surge.client_hops"
+
+
 def client_address(request: Request) -> str:
     """The client's address: the socket peer, or behind `client_hops` trusted proxies that append to
     X-Forwarded-For, the entry they appended (entries further left are whatever the client sent)."""
     peer = request.client.host if request.client else "unknown"
     ctx = getattr(request.app.state, "ctx", None)
     hops = ctx.config.serve.client_hops if ctx is not None and hasattr(ctx, "config") else 0
+    hops = request.scope.get(CLIENT_HOPS_KEY, hops)
     return address_from(peer, request.headers.getlist("x-forwarded-for"), hops)
 
 

@@ -29,6 +29,10 @@ class ServeSettings(BaseSettings):
     haproxy_metrics_port: int = Field(default=19101, ge=1, le=65535)
     fallback_proxy_port: int = Field(default=18500, ge=1, le=65535)
     fallback_grpc_port: int = Field(default=19500, ge=1, le=65535)
+    # Every Api replica also serves the API itself on this port, shared by the replicas of a node
+    # (SO_REUSEPORT), past Serve's per-request path and HAProxy (serve_app/replica_listener.py). Unset: off.
+    replica_port: int | None = Field(default=None, ge=1, le=65535)
+    replica_host: str = "127.0.0.1"
     api_replicas: int = Field(default=1, ge=1)
     api_max_ongoing_requests: int = Field(default=1000, ge=1)
     api_num_cpus: float = Field(default=0.0, ge=0)

@@ -88,6 +88,7 @@ def stack():
                           hub_port=free_port(), ray_address=None, stripe_api_base=None, log_level="INFO")
     serve = ServeSettings(http_port=free_port(), admin_token=ADMIN_TOKEN, haproxy_stats_port=free_port(),
                           haproxy_metrics_port=free_port(), fallback_proxy_port=free_port(), fallback_grpc_port=free_port(),
+                          replica_port=free_port(),  # the replicas' own listener, beside Serve's ingress
                           ingress=os.environ.get("SURGE_TEST_INGRESS", ServeSettings().ingress),
                           # every test client is 127.0.0.1: per-address limits would make tests depend on each other
                           rate_limits={name: "100000/minute" for name in PER_ADDRESS_LIMITS})
