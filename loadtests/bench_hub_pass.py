@@ -12,7 +12,11 @@ Contract:
   same encoded frame with one `os.write()` per subscribed socket's descriptor and nothing else,
   which is what a pass cannot get under on this kernel.
 - Figures per implementation: the pass's wall time and this process's CPU time per pass
-  (`pass_wall_*`, `pass_cpu_*`), and the client-side latency of every frame from the moment its
+  (`pass_wall_*`, `pass_cpu_*`); the client processes' CPU time per pass (`client_cpu_per_pass_ms`,
+  from the first pass to the end of the run: reading the frames, which on loopback also has the
+  kernel's share of receiving); `box_bound_ms` = (pass CPU p50 + client CPU per pass) / CPUs, the
+  least wall time the box can deliver every frame in, however the work were spread over its cores;
+  and the client-side latency of every frame from the moment its
   pass began (`p50_ms`, `p99_ms`); `req_per_s` = frames received per second of the publishing phase.
 - Clients are stopped by pid (SIGTERM, then SIGKILL) however the bench ends; each one also stops by
   itself after `--max-seconds`. Writes `loadtests/results/hub_pass.json`.
@@ -30,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import uvloop
 from websockets.asyncio.server import serve
 
@@ -51,6 +56,17 @@ def level(k: int) -> dict:
     return {"sku": "PASS", "available": k, "on_hand": 1_000_000, "sold_out": False}
 
 
+def client_cpu_s(children: list[subprocess.Popen]) -> float:
+    total = 0.0
+    for child in children:
+        try:
+            times = psutil.Process(child.pid).cpu_times()
+        except psutil.NoSuchProcess:  # a client that died is missing from the figure, and from `connected`
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds: float) -> dict:
     hub = Hub(fanout="raw" if impl == "floor" else impl)
     work = Path(tempfile.mkdtemp(prefix=f"hub-pass-{impl}-"))
@@ -68,6 +84,7 @@ async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1)  # the last subscribe acks and snapshots are out
             connected = len(hub.subscribers.get(TOPIC, ()))
+            clients_cpu = client_cpu_s(children)
             walls, cpus, began = [], [], []
             for k in range(passes):
                 if impl == "floor":
@@ -88,6 +105,7 @@ async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds
                 await asyncio.sleep(0.1)
             published = time.time() - began[0]
             await asyncio.sleep(2)  # the last frames arrive
+            client_cpu_ms = (client_cpu_s(children) - clients_cpu) * 1000 / passes
         finally:
             stop_all(children, grace_s=30)
     latency = []
@@ -98,9 +116,11 @@ async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds
             latency += [(t - began[a]) * 1000 for a, t in zip(doc["available"], doc["t"]) if 0 <= a < passes]
     for values in (latency, walls, cpus):
         values.sort()
+    pass_cpu = percentile(cpus, 0.5)
     return {"system": impl, "loop": LOOPS[impl], "clients": clients, "connected": connected, "passes": passes,
             "pass_wall_p50_ms": rnd(percentile(walls, 0.5)), "pass_wall_max_ms": rnd(walls[-1]),
-            "pass_cpu_p50_ms": rnd(percentile(cpus, 0.5)),
+            "pass_cpu_p50_ms": rnd(pass_cpu), "client_cpu_per_pass_ms": rnd(client_cpu_ms),
+            "box_bound_ms": rnd((pass_cpu + client_cpu_ms) / (os.cpu_count() or 1)),
             "p50_ms": rnd(percentile(latency, 0.5)), "p99_ms": rnd(percentile(latency, 0.99)),
             "frames": len(latency), "req_per_s": round(len(latency) / published, 1) if published > 0 else None}
 
@@ -122,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         runner = uvloop.run if LOOPS[impl] == "uvloop" else asyncio.run
         run = runner(one_impl(impl, args.clients, args.passes, args.procs, args.max_seconds))
         print(f"  {impl}: pass wall p50 {run['pass_wall_p50_ms']} ms, cpu p50 {run['pass_cpu_p50_ms']} ms, "
-              f"client p50/p99 {run['p50_ms']}/{run['p99_ms']} ms, {run['connected']} connected", flush=True)
+              f"client p50/p99 {run['p50_ms']}/{run['p99_ms']} ms, client cpu {run['client_cpu_per_pass_ms']} ms/pass, "
+              f"box bound {run['box_bound_ms']} ms, {run['connected']} connected", flush=True)
         runs.append(run)
     floor = next((r for r in runs if r["system"] == "floor"), None)
     summary = {"pass_cpu_over_floor": {r["system"]: round(r["pass_cpu_p50_ms"] / floor["pass_cpu_p50_ms"], 2)
