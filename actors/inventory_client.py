@@ -145,10 +145,11 @@ class InventoryClient:
         answers = await self.directory.call("inventory", shard_for(sku, self.shards), "upsert_skus", [row], request_id_var.get())
         return answers[0]
 
-    async def adjust(self, sku: str, delta: int, reason: str) -> dict:
-        # A relative change is not idempotent: never re-sent after it may have reached the owner.
+    async def adjust(self, sku: str, delta: int, reason: str, adjustment_id: str | None = None) -> dict:
+        # A relative change without an idempotency key is never re-sent after it may have reached
+        # the owner; with one, the owner applies it once, so a retry is safe.
         return await self.directory.call("inventory", shard_for(sku, self.shards), "adjust", sku, delta, reason,
-                                         request_id_var.get(), retry=False)
+                                         request_id_var.get(), adjustment_id, retry=adjustment_id is not None)
 
     async def low_stock(self) -> list[dict]:
         parts = await asyncio.gather(*(self.directory.call("inventory", s, "low_stock") for s in range(self.shards)))

@@ -19,12 +19,13 @@ from ray.util import metrics
 
 from actors.batching import Batcher
 from actors.directory import OwnerConfig
-from actors.domain.errors import SurgeError, Unavailable
+from actors.domain.errors import ErrorCode, SurgeError, Unavailable
 from actors.domain.events import (
     DomainEvent, ReservationExpired, StockAdjusted, StockCommitted, StockLevelChanged, StockReleased,
     StockReserved, event_payload, event_type,
 )
 from actors.domain.inventory import Ledger, ReserveResult
+from actors.keyed_locks import KeyedLocks
 from actors.routing import shard_for
 from storage import inventory_store
 from storage.inventory_store import InventoryBatch, Movement
@@ -56,7 +57,7 @@ def to_batch(dirty, events: list[DomainEvent]) -> InventoryBatch:
         elif cls is StockCommitted:
             moves.extend(Movement(sku, "commit", -q, -q, None, e.reservation_id, e.occurred_at) for sku, q in e.lines)
         elif cls is StockAdjusted:
-            moves.append(Movement(e.sku, "adjust", e.delta, 0, e.reason, None, e.occurred_at))
+            moves.append(Movement(e.sku, "adjust", e.delta, 0, e.reason, None, e.occurred_at, e.adjustment_id))
         outbox.append(OutboxRow(uuid.uuid4(), e.topic, e.key, event_type(e), event_payload(e), e.occurred_at))
     return InventoryBatch(dirty.stock_rows, dirty.reservation_rows, moves, outbox)
 
@@ -81,6 +82,7 @@ class InventoryShard:
         self._ready = asyncio.Event()
         self.flushes = self.flushed_commands = 0  # since this process started
         self._committer: Batcher = Batcher(self._flush, on_flushed=self._record_flush)
+        self._adjust_locks = KeyedLocks()
         tags = {"shard": str(index)}
         self._m_batch = metrics.Histogram("surge_owner_flush_batch_size", "Commands per group commit.",
                                           boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000], tag_keys=("shard",))
@@ -193,10 +195,26 @@ class InventoryShard:
         return [{"reservation_id": r.reservation_id, "ok": r.ok, "state": r.state.value if r.state else None,
                  "code": r.code.value if r.code else None} for r in results]
 
-    async def adjust(self, sku: str, delta: int, reason: str, request_id: str | None = None) -> dict:
+    async def adjust(self, sku: str, delta: int, reason: str, request_id: str | None = None,
+                     adjustment_id: str | None = None) -> dict:
+        """Restock or write off. With an `adjustment_id` (idempotency key) it is applied once: a
+        retry gets `replayed` and the current level; the same key for another change, a conflict.
+        The key's lock is held until the commit, so a concurrent retry sees what it committed."""
         await self._until_ready()
         request_id_var.set(request_id)
-        r = self.ledger.adjust(sku, delta, reason, time.time())
+        if adjustment_id is None:
+            return await self._adjust(sku, delta, reason, None)
+        async with self._adjust_locks.hold(adjustment_id):
+            prior = await inventory_store.find_adjustment(self.pool, adjustment_id)
+            if prior is None:
+                return await self._adjust(sku, delta, reason, adjustment_id)
+        if (prior["sku"], prior["delta"], prior["reason"]) != (sku, delta, reason):
+            return {"sku": sku, "ok": False, "code": ErrorCode.IDEMPOTENCY_CONFLICT.value, "level": None}
+        return {"sku": sku, "ok": True, "code": None, "replayed": True,
+                "level": _level_dict(self.ledger.levels([sku])[sku])}
+
+    async def _adjust(self, sku: str, delta: int, reason: str, adjustment_id: str | None) -> dict:
+        r = self.ledger.adjust(sku, delta, reason, time.time(), adjustment_id)
         await self._durable(r.events)
         log.info("stock adjusted", extra={"shard": self.index, "sku": sku, "delta": delta, "ok": r.ok})
         return {"sku": sku, "ok": r.ok, "code": r.code.value if r.code else None, "level": _level_dict(r.level)}

@@ -29,6 +29,7 @@ class Movement:
     reason: str | None = None
     reservation_id: str | None = None
     at: float = 0.0
+    adjustment_id: str | None = None  # the caller's idempotency key of an adjustment
 
 
 @dataclass(slots=True)
@@ -65,13 +66,13 @@ lines as (
     returning 1
 ),
 moves as (
-    insert into stock_movements (sku, kind, delta_on_hand, delta_reserved, reason, reservation_id, at)
-    select sku, k, doh, drs, rs, rid, to_timestamp(at)
-    from unnest($19::text[], $20::text[], $21::int8[], $22::int8[], $23::text[], $24::text[], $25::float8[])
-         as x(sku, k, doh, drs, rs, rid, at)
+    insert into stock_movements (sku, kind, delta_on_hand, delta_reserved, reason, reservation_id, at, adjustment_id)
+    select sku, k, doh, drs, rs, rid, to_timestamp(at), aid
+    from unnest($19::text[], $20::text[], $21::int8[], $22::int8[], $23::text[], $24::text[], $25::float8[],
+                $26::text[]) as x(sku, k, doh, drs, rs, rid, at, aid)
     returning 1
 ),
-""" + outbox_cte(26) + """
+""" + outbox_cte(27) + """
 select (select count(*) from stock) as stock_written,
        -- wakes the EventRelay when this statement commits (delivered on commit, never before)
        pg_notify('""" + OUTBOX_CHANNEL + """', '') as notified
@@ -92,7 +93,7 @@ def _movement_columns(moves: Sequence[Movement]) -> list[list]:
     return [
         [m.sku for m in moves], [m.kind for m in moves], [m.delta_on_hand for m in moves],
         [m.delta_reserved for m in moves], [m.reason for m in moves], [m.reservation_id for m in moves],
-        [m.at for m in moves],
+        [m.at for m in moves], [m.adjustment_id for m in moves],
     ]
 
 
@@ -124,9 +125,15 @@ async def load_slice(pool: asyncpg.Pool, owns: Callable[[str], bool], skus: Sequ
     return [r for r in stock if owns(r["sku"])], [r for r in lines if owns(r["sku"])]
 
 
+async def find_adjustment(pool: asyncpg.Pool, adjustment_id: str) -> asyncpg.Record | None:
+    """The committed adjustment made under this idempotency key, if any."""
+    return await pool.fetchrow("select sku, delta_on_hand as delta, reason from stock_movements where adjustment_id = $1",
+                               adjustment_id)
+
+
 async def movements(pool: asyncpg.Pool, sku: str, limit: int = 100, before_id: int | None = None) -> list[asyncpg.Record]:
     return await pool.fetch(
-        "select id, sku, kind, delta_on_hand, delta_reserved, reason, reservation_id, at from stock_movements "
+        "select id, sku, kind, delta_on_hand, delta_reserved, reason, reservation_id, adjustment_id, at from stock_movements "
         "where sku = $1 and ($2::int8 is null or id < $2) order by id desc limit $3",
         sku, before_id, limit,
     )

@@ -98,6 +98,7 @@ class StockAdjusted(DomainEvent):
     reason: str
     on_hand: int
     occurred_at: float
+    adjustment_id: str | None = None  # the caller's idempotency key, if it sent one
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,9 +298,11 @@ class Ledger:
         self._touched(stock, before, now, events)
         return StockResult(sku, True, _level(stock), events)
 
-    def adjust(self, sku: str, delta: int, reason: str, now: float) -> StockResult:
+    def adjust(self, sku: str, delta: int, reason: str, now: float, adjustment_id: str | None = None) -> StockResult:
         """Restock (delta > 0) or write off (delta < 0). A write-off larger than `available` is
-        refused with OUT_OF_STOCK: held units are never written off from under a reservation."""
+        refused with OUT_OF_STOCK: held units are never written off from under a reservation.
+        `adjustment_id` (the caller's idempotency key) travels on the event to the movement row;
+        the owner, which can see what was committed, refuses to apply one twice."""
         if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
             raise InvalidQuantity("An adjustment is a non-zero whole number of units.", sku=sku, delta=delta)
         _require_str(reason, "reason")
@@ -312,7 +314,7 @@ class Ledger:
             return StockResult(sku, False, _level(stock), [], ErrorCode.OUT_OF_STOCK)
         stock.on_hand += delta
         stock.received += delta
-        events: list[DomainEvent] = [StockAdjusted(sku, delta, reason, stock.on_hand, now)]
+        events: list[DomainEvent] = [StockAdjusted(sku, delta, reason, stock.on_hand, now, adjustment_id)]
         self._touched(stock, before, now, events)
         return StockResult(sku, True, _level(stock), events)
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from actors.domain.errors import ErrorCode, NotFound, error_for
 from serve_app import reservations
 from serve_app.deps import Admin, Ctx
-from serve_app.schemas import AdjustRequest, CommitRequest, Reservation, ReserveRequest, Sku, StockLevel, StockSettings
+from serve_app.schemas import (AdjustRequest, CommitRequest, IdempotencyKey, Reservation, ReserveRequest, Sku, StockLevel,
+                               StockSettings)
 from storage import inventory_store
 
 router = APIRouter(tags=["inventory"])
@@ -83,12 +84,21 @@ async def set_stock(ctx: Ctx, sku: Sku, body: StockSettings, _: Admin) -> StockL
 
 
 @router.post("/admin/inventory/{sku}/adjust")
-async def adjust(ctx: Ctx, sku: Sku, body: AdjustRequest, _: Admin) -> StockLevel:
-    """Restock (delta > 0) or write off (delta < 0) with a reason; a write-off never takes held units."""
-    result = await ctx.inventory.adjust(sku, body.delta, body.reason)
+async def adjust(ctx: Ctx, sku: Sku, body: AdjustRequest, _: Admin, response: Response,
+                 idempotency_key: Annotated[IdempotencyKey | None, Header()] = None) -> StockLevel:
+    """Restock (delta > 0) or write off (delta < 0) with a reason; a write-off never takes held units.
+
+    With an `Idempotency-Key` the change is applied once: a retry answers the current level with
+    `Idempotent-Replayed: true`; the same key for a different change is a 409 `idempotency_conflict`.
+    Without one, a retry after a lost answer may apply the change twice."""
+    result = await ctx.inventory.adjust(sku, body.delta, body.reason, idempotency_key)
     if not result["ok"]:
+        if result["code"] == ErrorCode.IDEMPOTENCY_CONFLICT.value:
+            raise error_for(result["code"], sku=sku)
         raise error_for(result["code"], "The write-off is larger than the available units.", sku=sku,
                         available=result["level"]["available"])
+    if result.get("replayed"):
+        response.headers["Idempotent-Replayed"] = "true"
     return result["level"]
 
 

@@ -91,6 +91,56 @@ async def test_adjust_records_a_movement_and_a_write_off_cannot_take_held_units(
     assert {m["kind"] for m in moves} >= {"adjust", "reserve"}
 
 
+async def test_an_adjustment_with_an_idempotency_key_is_applied_once_however_often_it_is_sent(api, admin_headers, db):
+    sku = await make_sku(api, admin_headers, 10)
+    key = {"Idempotency-Key": f"restock-{uuid.uuid4().hex}", **admin_headers}
+    body = {"delta": 5, "reason": "delivery 7"}
+    first = await api.post(f"/admin/inventory/{sku}/adjust", json=body, headers=key)
+    assert first.status_code == 200 and first.json()["on_hand"] == 15
+    assert "idempotent-replayed" not in first.headers
+    # a retry, and ten concurrent ones (a client that timed out and a retrying proxy), add nothing
+    again = await api.post(f"/admin/inventory/{sku}/adjust", json=body, headers=key)
+    assert again.status_code == 200 and again.json()["on_hand"] == 15 and again.headers["idempotent-replayed"] == "true"
+    burst = await asyncio.gather(*(api.post(f"/admin/inventory/{sku}/adjust", json=body, headers=key) for _ in range(10)))
+    assert {r.status_code for r in burst} == {200} and {r.json()["on_hand"] for r in burst} == {15}
+    assert await db.fetchval("select count(*) from stock_movements where sku = $1 and kind = 'adjust' and reason = $2", sku,
+                             "delivery 7") == 1  # the other adjust row is the initial stock
+    moves = (await api.get(f"/admin/inventory/{sku}/movements", headers=admin_headers)).json()
+    assert moves[0]["adjustment_id"] == key["Idempotency-Key"]
+    # the same key for another change is refused, and changes nothing
+    other = await api.post(f"/admin/inventory/{sku}/adjust", json={"delta": 6, "reason": "delivery 7"}, headers=key)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+    assert (await api.get("/inventory/levels", params={"sku": sku})).json()[sku]["on_hand"] == 15
+    # without a key every request is a new adjustment
+    for _ in range(2):
+        assert (await api.post(f"/admin/inventory/{sku}/adjust", json=body, headers=admin_headers)).status_code == 200
+    assert (await api.get("/inventory/levels", params={"sku": sku})).json()[sku]["on_hand"] == 25
+
+
+async def test_an_adjustment_retried_after_its_owner_restarted_is_not_applied_again(api, admin_headers, directory):
+    """The key is checked against what was committed, not only against the owner's memory."""
+    import ray
+
+    from actors.routing import shard_for
+    from tests.conftest import async_wait_for
+
+    sku = await make_sku(api, admin_headers, 10)
+    key = {"Idempotency-Key": f"restock-{uuid.uuid4().hex}", **admin_headers}
+    assert (await api.post(f"/admin/inventory/{sku}/adjust", json={"delta": 3, "reason": "r"}, headers=key)).status_code == 200
+    index = shard_for(sku, directory.shard_count("inventory"))
+    before = (await directory.call("inventory", index, "ping"))["pid"]
+    ray.kill(directory.handle("inventory", index), no_restart=False)
+
+    async def restarted():
+        try:
+            return (await directory.call("inventory", index, "ping"))["pid"] != before
+        except Exception:  # noqa: BLE001 - still restarting
+            return False
+    await async_wait_for(restarted, timeout_s=60, what="a new inventory owner process")
+    again = await api.post(f"/admin/inventory/{sku}/adjust", json={"delta": 3, "reason": "r"}, headers=key)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true" and again.json()["on_hand"] == 13
+
+
 async def test_low_stock_lists_skus_at_or_under_their_threshold(api, admin_headers):
     sku = await make_sku(api, admin_headers, 4, low_stock_threshold=5)
     low = (await api.get("/admin/inventory/low-stock", headers=admin_headers)).json()
