@@ -22,9 +22,9 @@ import time
 from actors.directory import OwnerConfig
 from actors.domain.analytics import (COUNTED_TYPES, GRAINS, StreamEvent, active_shoppers, bucket, customer_split, customer_totals,
                                      fold, totals)
+from actors.process import configure_owner_process
 from storage import analytics_store as store
 from storage.cache import create_redis
-from storage.logs import configure_logging
 from storage.outbox import stream_name
 from storage.pool import close_quietly, create_pool
 
@@ -175,7 +175,7 @@ class Analytics:
     """The Ray actor (kind "analytics" in actors/directory.py): one consumer loop, restartable."""
 
     async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
-        configure_logging(config.log_level, component="analytics")
+        configure_owner_process(config, "analytics")
         self.config = config
         self.consumer_name = f"analytics-{index}"  # stable across restarts: it finds its own pending entries
         self.connected = False

@@ -21,15 +21,15 @@ from collections import OrderedDict
 from typing import Any
 
 from actors.batching import Batcher
-from actors.keyed_locks import KeyedLocks
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.domain.cart import Cart, Hold, check_quantity, plan_holds
 from actors.domain.errors import InvalidTransition, Unavailable, error_for
 from actors.domain.events import CartChanged, event_payload, event_type
 from actors.inventory_client import InventoryClient
+from actors.keyed_locks import KeyedLocks
+from actors.process import configure_owner_process
 from storage import cart_store
 from storage.cart_store import CartBatch
-from storage.logs import configure_logging
 from storage.outbox import OutboxRow
 from storage.pool import create_pool
 
@@ -47,7 +47,7 @@ class CartShard:
     """Owns carts where `shard_for(cart_id, count) == index`. Constructed by `ActorDirectory`."""
 
     async def __init__(self, config: OwnerConfig, index: int, count: int):
-        configure_logging(config.log_level, component=f"cart-{index}")
+        configure_owner_process(config, f"cart-{index}")
         self.index, self.count, self.config = index, count, config
         self.pool = await create_pool(config.database_url, min_size=1, max_size=4)
         # holds are exact idempotent calls: no sold-out shortcut from memory here

@@ -21,10 +21,10 @@ import logging
 import os
 
 from actors.directory import OwnerConfig
+from actors.process import configure_owner_process
 from storage import catalog_store
 from storage.cache import create_redis
 from storage.catalog_cache import LISTINGS_VERSION, CatalogCache, product_version_key
-from storage.logs import configure_logging
 from storage.outbox import stream_name
 from storage.pool import close_quietly, create_pool
 from storage.search import create_backend
@@ -98,7 +98,7 @@ class CatalogEventHandler:
 
 class CatalogEventConsumer:
     async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
-        configure_logging(config.log_level, component="catalog-events")
+        configure_owner_process(config, "catalog-events")
         self.config = config
         self.consumer = f"catalog-{index}"
         self.handled = 0

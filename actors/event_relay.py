@@ -14,9 +14,9 @@ import os
 import asyncpg
 
 from actors.directory import OwnerConfig
+from actors.process import configure_owner_process
 from storage import outbox
 from storage.cache import create_redis
-from storage.logs import configure_logging
 from storage.pool import close_quietly, create_pool
 
 log = logging.getLogger("surge.relay")
@@ -28,7 +28,7 @@ STREAM_MAXLEN = 100_000  # approximate trim: consumers that fall further behind 
 
 class EventRelay:
     async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
-        configure_logging(config.log_level, component="relay")
+        configure_owner_process(config, "relay")
         self.config = config
         self.relayed = 0
         self.connected = False

@@ -20,6 +20,7 @@ from ray.util import metrics
 from actors.batching import Batcher
 from actors.directory import OwnerConfig
 from actors.domain.errors import ErrorCode, SurgeError, Unavailable
+from actors.process import configure_owner_process
 from actors.domain.events import (
     DomainEvent, ReservationExpired, StockAdjusted, StockCommitted, StockLevelChanged, StockReleased,
     StockReserved, event_payload, event_type,
@@ -29,7 +30,7 @@ from actors.keyed_locks import KeyedLocks
 from actors.routing import shard_for
 from storage import inventory_store
 from storage.inventory_store import InventoryBatch, Movement
-from storage.logs import configure_logging, request_id_var
+from storage.logs import request_id_var
 from storage.outbox import OutboxRow
 from storage.pool import create_pool
 
@@ -75,7 +76,7 @@ class InventoryShard:
     """Owns SKUs where `shard_for(sku, count) == index`. Constructed by `ActorDirectory`."""
 
     async def __init__(self, config: OwnerConfig, index: int, count: int):
-        configure_logging(config.log_level, component=f"inventory-{index}")
+        configure_owner_process(config, f"inventory-{index}")
         self.index, self.count, self.config = index, count, config
         self.ledger = Ledger()
         self.pool = None

@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 from actors.directory import OwnerConfig
 from actors.domain.notifications import render
+from actors.process import configure_owner_process
 from storage.cache import create_redis
-from storage.logs import configure_logging
 from storage.mailbox import Mailbox, transport_of
 from storage.outbox import stream_name
 from storage.pool import close_quietly, create_pool
@@ -128,7 +128,7 @@ class Notifier:
     """The Ray actor (kind "notifier" in actors/directory.py): one consumer loop, restartable."""
 
     async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
-        configure_logging(config.log_level, component="notifier")
+        configure_owner_process(config, "notifier")
         self.config = config
         self.consumer_name = f"notifier-{index}"  # stable across restarts: it finds its own pending entries
         self.connected = False

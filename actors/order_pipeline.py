@@ -24,19 +24,19 @@ import os
 import time
 from typing import Any
 
-from actors.keyed_locks import KeyedLocks
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.domain import events as ev
 from actors.domain.errors import CartEmpty, CouponInvalid, IdempotencyConflict, NotFound, SurgeError, ValidationFailed, error_for
 from actors.domain.order import OrderStatus
 from actors.domain.pricing import Coupon, PricedLine, ShippingMethod, quote
 from actors.inventory_client import InventoryClient
+from actors.keyed_locks import KeyedLocks
 from actors.order_lifecycle import PAID_LIKE, OrderLifecycle, order_event, order_view, outbox_rows
 from actors.payments import Intent, PaymentGateway, ray_payment_metrics
+from actors.process import configure_owner_process
 from actors.routing import shard_for
 from storage import order_store
 from storage.catalog_prices import sku_info
-from storage.logs import configure_logging
 from storage.outbox import OutboxRow
 from storage.pool import create_pool
 
@@ -60,7 +60,7 @@ class OrderPipeline(OrderLifecycle):
     """Owns orders whose cart hashes to it: `shard_for(cart_id, count) == index`."""
 
     async def __init__(self, config: OwnerConfig, index: int, count: int):
-        configure_logging(config.log_level, component=f"order-{index}")
+        configure_owner_process(config, f"order-{index}")
         self.index, self.count, self.config = index, count, config
         self.settings = config.settings
         self.pool = await create_pool(config.database_url, min_size=1, max_size=6)

@@ -20,6 +20,8 @@ class ActorSettings(BaseSettings):
     # read that did not fill a batch, so a busy stream is read in batches, not one wake per event
     # (a flash sale commits ~100 times a second; each wake costs a read and an ack round trip).
     consumer_linger_s: float = Field(default=0.1, ge=0, le=5)
+    # Young-generation GC threshold of the API replicas and owner actors (storage/runtime.py); 0: Python's 700.
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)
     # checkout: how long an order waits for its payment before it is cancelled and its stock released
     checkout_ttl_s: float = Field(default=900.0, gt=0)
     # flash-sale holds taken at add-to-cart

@@ -46,6 +46,7 @@ from realtime.hub import FANOUTS, Hub
 from realtime.settings import HubSettings
 from storage.logs import configure_logging
 from storage.pool import create_pool
+from storage.runtime import tune_gc
 from storage.settings import AuthSettings
 from storage.signed_ids import CART_PURPOSE, ORDER_PURPOSE, CartTokens, OrderTokens, derived_secret
 from storage.tokens import TokenConfig
@@ -233,9 +234,11 @@ def main() -> None:
     parser.add_argument("--stamp-every", type=int, default=100)
     args = parser.parse_args()
     configure_logging(args.log_level, component="hub")
+    settings = HubSettings()
+    tune_gc(settings.gc_gen0_threshold)
     auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
     serving = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
-                  origins=args.allowed_origin, auth=auth, service_token=HubSettings().admin_token,
+                  origins=args.allowed_origin, auth=auth, service_token=settings.admin_token,
                   fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every)
     (uvloop.run if args.loop == "uvloop" else asyncio.run)(serving)
 

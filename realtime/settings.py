@@ -10,3 +10,5 @@ class HubSettings(BaseSettings):
 
     # the API's service token: an admin on the hub too (ops dashboards, tests)
     admin_token: str | None = Field(default=None, min_length=24)
+    # young-generation GC threshold (storage/runtime.py); 0: Python's 700
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)

@@ -23,6 +23,7 @@ from serve_app.routes import (account, admin_analytics, admin_catalog, admin_not
                               cart, catalog, checkout, health, inventory, orders, reviews, webhooks)
 from serve_app.settings import ServeSettings
 from storage.logs import configure_logging
+from storage.runtime import tune_gc
 from storage.settings import AuthSettings
 
 
@@ -74,6 +75,7 @@ class Api:
         self._knobs: dict = {}
         self._listener: ReplicaListener | None = None
         configure_logging(config.owners.log_level, component="api")
+        tune_gc(config.owners.settings.gc_gen0_threshold)
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         self._ctx = await AppContext.create(self._config)

@@ -1,0 +1,17 @@
+"""Process-wide runtime tuning that every Surge server process applies at start."""
+from __future__ import annotations
+
+import gc
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Collect the young generation after `gen0_threshold` net new container objects instead of
+    Python's 700 (0 keeps the default; the older generations keep theirs).
+
+    Why: a server's requests allocate and free thousands of objects, and the 700 is crossed by what
+    a request leaves behind for a while (buffers, futures, cached entries). Measured on the flash
+    sale (README, "The flash sale"): each API replica ran ~900 young collections in 16 s, ~0.4 s
+    of GC, about 8% of its CPU; at 10,000 almost none. Cycles are still collected, a little later."""
+    if gen0_threshold > 0:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
