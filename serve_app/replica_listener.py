@@ -13,6 +13,9 @@ request timeout (`request_timeout_s`, answered 503 problem+json if nothing was s
 client address is the socket peer (no trusted proxy in front, so `X-Forwarded-For` is ignored).
 What it does not: Serve's own request metrics and request-driven autoscaling do not see this
 traffic (our `surge_http_*` metrics do), and there is no health-checked fallback in front of it.
+When a replica stops, connections the kernel had queued on its socket but the replica had not yet
+accepted are reset, unless the node sets `net.ipv4.tcp_migrate_req=1` (Linux 5.14+), which hands
+them to another socket on the port; accepted ones finish (uvicorn's graceful shutdown).
 """
 from __future__ import annotations
 
