@@ -105,21 +105,32 @@ async def test_check_refuses_without_counting_and_hit_counts(stack):
     await limiter.check("fails", uuid.uuid4().hex)  # another key is untouched
 
 
+async def assert_counted_as_the_peer_whatever_it_forwards(redis_url: str, client: httpx.AsyncClient) -> None:
+    """A failed sign-in with a spoofed X-Forwarded-For is counted under 127.0.0.1, never the spoof."""
+    import redis.asyncio as aioredis
+
+    spoofed = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    r = await client.post("/auth/token", data={"username": f"x-{uuid.uuid4().hex[:8]}@example.test", "password": "pw"},
+                          headers={"X-Forwarded-For": spoofed})
+    assert r.status_code == 401
+    store = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [k.decode() async for k in store.scan_iter(match="*signin_address*")]
+    finally:
+        await store.aclose()
+    assert any("127.0.0.1" in k for k in keys), keys
+    assert not any(spoofed in k for k in keys), keys
+
+
 async def test_through_the_ingress_a_client_cannot_choose_the_address_it_is_counted_under(stack, api):
     """Serve's HAProxy appends the real peer to X-Forwarded-For (cluster/haproxy-loopback.sh), and the
     API counts that hop, not what the client wrote."""
-    import redis.asyncio as aioredis
-
     if stack.serve.client_hops != 1:
         pytest.skip("only meaningful behind Serve's HAProxy ingress")
-    spoofed = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
-    r = await api.post("/auth/token", data={"username": f"x-{uuid.uuid4().hex[:8]}@example.test", "password": "pw"},
-                       headers={"X-Forwarded-For": spoofed})
-    assert r.status_code == 401
-    client = aioredis.Redis.from_url(stack.urls.redis)
-    try:
-        keys = [k.decode() async for k in client.scan_iter(match="*signin_address*")]
-    finally:
-        await client.aclose()
-    assert any("127.0.0.1" in k for k in keys), keys
-    assert not any(spoofed in k for k in keys), keys
+    await assert_counted_as_the_peer_whatever_it_forwards(stack.urls.redis, api)
+
+
+async def test_through_the_replica_listener_forwarded_for_is_the_clients_own_text(stack):
+    """No proxy stands in front of SURGE_REPLICA_PORT: the socket peer counts, whatever the app's hops."""
+    async with httpx.AsyncClient(base_url=stack.urls.replica, timeout=30) as replica:
+        await assert_counted_as_the_peer_whatever_it_forwards(stack.urls.redis, replica)
