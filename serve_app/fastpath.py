@@ -25,9 +25,12 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class ReservationFastPath:
-    def __init__(self, app, *, max_body_bytes: int):
+    """`ctx`: the app's context; without it, the one Starlette put in the scope (inside FastAPI)."""
+
+    def __init__(self, app, *, max_body_bytes: int, ctx=None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.ctx = ctx
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -53,8 +56,8 @@ class ReservationFastPath:
             return await self.app(scope, _replay(body, receive), send)  # FastAPI answers the 422
         scope["route"] = _ROUTE
         try:
-            # Starlette puts the app in the scope before its middleware runs
-            outcome = await reservations.reserve(scope["app"].state.ctx, request, queue_token)
+            ctx = self.ctx if self.ctx is not None else scope["app"].state.ctx
+            outcome = await reservations.reserve(ctx, request, queue_token)
         except SurgeError as exc:
             return await surge_problem(exc, PATH)(scope, receive, send)
         except Exception as exc:  # the same mapping as the app's handlers: 503 for dependencies, else 500

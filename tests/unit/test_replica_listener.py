@@ -55,6 +55,15 @@ async def test_a_request_without_an_id_gets_one_that_the_app_sees_and_the_answer
     assert header(sent[0], b"x-request-id") == given
 
 
+async def test_ids_given_by_one_edge_are_unique_and_two_edges_do_not_share_them():
+    inner, ids = Inner(), []
+    for edge in (ListenerEdge(inner, 5), ListenerEdge(inner, 5)):
+        for _ in range(3):
+            await run(edge, [])
+            ids += [v for n, v in inner.scope["headers"] if n == b"x-request-id"]
+    assert len(ids) == len(set(ids)) == 6
+
+
 async def test_a_sane_caller_id_is_kept_and_an_unsafe_one_is_replaced():
     inner = Inner()
     sent = await run(ListenerEdge(inner, 5), [(b"x-request-id", b"trace-42.a:b")])
