@@ -1,7 +1,8 @@
 """EventRelay: moves committed outbox rows to Valkey Streams, in id order, at least once.
 
 Woken by LISTEN/NOTIFY (owners notify in the statement that commits their rows), with polling as a
-fallback. A row is marked published only after its stream entry is written, so a crash in between
+fallback. Relayed rows stay as the record of what was published for `outbox_retention_s` (default
+7 days), then the relay deletes them, so the table does not grow with every sale. A row is marked published only after its stream entry is written, so a crash in between
 re-publishes it: consumers deduplicate by `event_id`. Nothing uncommitted is ever read, because
 the relay reads only what the outbox table holds.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 import asyncpg
 
@@ -22,6 +24,7 @@ from storage.pool import close_quietly, create_pool
 log = logging.getLogger("surge.relay")
 
 BATCH = 1000
+PRUNE_BATCH, PRUNE_BATCHES = 5000, 10
 POLL_S = 1.0
 STREAM_MAXLEN = 100_000  # approximate trim: consumers that fall further behind resync from a snapshot
 
@@ -30,7 +33,7 @@ class EventRelay:
     async def __init__(self, config: OwnerConfig, index: int = 0, count: int = 1):
         configure_owner_process(config, "relay")
         self.config = config
-        self.relayed = 0
+        self.relayed = self.pruned = 0
         self.connected = False
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run())
@@ -45,7 +48,11 @@ class EventRelay:
                 listener = await asyncpg.connect(self.config.database_url)
                 await listener.add_listener(outbox.OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 self.connected, delay = True, 0.2
+                prune_at = 0.0
                 while True:
+                    if time.monotonic() >= prune_at:
+                        await self._prune(pool)
+                        prune_at = time.monotonic() + self.config.settings.outbox_prune_every_s
                     self._wake.clear()  # before reading: a notify during the read loops again at once
                     if await self._relay_once(pool, redis) < BATCH:
                         try:
@@ -76,5 +83,18 @@ class EventRelay:
         self.relayed += len(rows)
         return len(rows)
 
+    async def _prune(self, pool: asyncpg.Pool) -> None:
+        """Relayed rows past the retention go, in batches, so no statement holds many locks, and at
+        most `PRUNE_BATCHES` per check, so a long backlog never holds up relaying."""
+        retention = self.config.settings.outbox_retention_s
+        if not retention:
+            return
+        async with pool.acquire() as conn:
+            for _ in range(PRUNE_BATCHES):
+                n = await outbox.prune_published(conn, retention, PRUNE_BATCH)
+                self.pruned += n
+                if n < PRUNE_BATCH:
+                    break
+
     async def ping(self) -> dict:
-        return {"ready": self.connected, "pid": os.getpid(), "relayed": self.relayed}
+        return {"ready": self.connected, "pid": os.getpid(), "relayed": self.relayed, "pruned": self.pruned}

@@ -20,6 +20,10 @@ class ActorSettings(BaseSettings):
     # read that did not fill a batch, so a busy stream is read in batches, not one wake per event
     # (a flash sale commits ~100 times a second; each wake costs a read and an ack round trip).
     consumer_linger_s: float = Field(default=0.1, ge=0, le=5)
+    # The outbox keeps relayed rows this long (an audit trail of what was published), then the relay
+    # deletes them, checking every `outbox_prune_every_s`; 0 keeps them forever.
+    outbox_retention_s: float = Field(default=7 * 86400, ge=0)
+    outbox_prune_every_s: float = Field(default=300.0, gt=0)
     # Young-generation GC threshold of the API replicas and owner actors (storage/runtime.py); 0: Python's 700.
     gc_gen0_threshold: int = Field(default=10_000, ge=0)
     # checkout: how long an order waits for its payment before it is cancelled and its stock released

@@ -55,6 +55,15 @@ async def write(conn, rows: Iterable[OutboxRow]) -> None:
         await conn.execute(f"with {outbox_cte(1).strip()} select pg_notify('{OUTBOX_CHANNEL}', '')", *outbox_columns(rows))
 
 
+async def prune_published(conn, older_than_s: float, limit: int) -> int:
+    """Delete up to `limit` of the oldest rows relayed more than `older_than_s` ago; never a row
+    not yet relayed. Oldest first by id, so the primary key finds them without a scan."""
+    status = await conn.execute(
+        "delete from outbox where id in (select id from outbox where published_at < now() - make_interval(secs => $1) "
+        "order by id limit $2)", older_than_s, limit)
+    return int(status.split()[-1])
+
+
 def stream_name(topic: str) -> str:
     """The Valkey stream an outbox topic is relayed to."""
     return f"surge:events:{topic}"

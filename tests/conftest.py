@@ -93,7 +93,7 @@ def stack():
                           # every test client is 127.0.0.1: per-address limits would make tests depend on each other
                           rate_limits={name: "100000/minute" for name in PER_ADDRESS_LIMITS})
     s = LocalStack(surge, StorageSettings(database_url=None, redis_url=None), serve,
-                   ActorSettings(inventory_shards=2), say=lambda m: None)
+                   ActorSettings(inventory_shards=2, outbox_prune_every_s=0.5), say=lambda m: None)
     s.start(ready_timeout_s=120)
     yield s
     s.stop()

@@ -91,6 +91,22 @@ async def test_a_relay_killed_mid_stream_loses_no_committed_event(stack, api, ad
     assert (await directory.call("relay", 0, "ping"))["pid"] != pid
 
 
+async def test_the_relay_deletes_relayed_rows_past_the_retention_and_nothing_else(db, directory):
+    key = f"prune-{uuid.uuid4().hex[:8]}"
+    insert = ("insert into outbox (event_id, topic, key, type, payload, created_at, published_at) "
+              "values ($1, 'prunetest', $2, $3, '{}'::jsonb, now() - interval '8 days', now() - $4::interval)")
+    await db.execute(insert, uuid.uuid4(), key, "old", "8 days")
+    await db.execute(insert, uuid.uuid4(), key, "recent", "1 hour")
+    await db.execute(insert.replace("now() - $4::interval", "null"), uuid.uuid4(), key, "unrelayed")
+
+    async def old_gone():
+        return await db.fetchval("select count(*) from outbox where key = $1 and type = 'old'", key) == 0
+    await async_wait_for(old_gone, timeout_s=30, what="the relay to prune the row relayed 8 days ago")
+    left = {r["type"]: r["published_at"] for r in await db.fetch("select type, published_at from outbox where key = $1", key)}
+    assert set(left) == {"recent", "unrelayed"}  # within the retention, and never-relayed, rows stay
+    assert (await directory.call("relay", 0, "ping"))["pruned"] >= 1
+
+
 async def test_a_shopper_watching_a_product_sees_its_stock_change_live(stack, api, admin_headers):
     sku = await make_sku(api, admin_headers, 3)
     async with connect(stack.urls.hub, open_timeout=10) as ws:
