@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import uuid
+from datetime import timedelta
 
 import pytest
 from websockets.asyncio.client import connect
@@ -95,8 +96,8 @@ async def test_the_relay_deletes_relayed_rows_past_the_retention_and_nothing_els
     key = f"prune-{uuid.uuid4().hex[:8]}"
     insert = ("insert into outbox (event_id, topic, key, type, payload, created_at, published_at) "
               "values ($1, 'prunetest', $2, $3, '{}'::jsonb, now() - interval '8 days', now() - $4::interval)")
-    await db.execute(insert, uuid.uuid4(), key, "old", "8 days")
-    await db.execute(insert, uuid.uuid4(), key, "recent", "1 hour")
+    await db.execute(insert, uuid.uuid4(), key, "old", timedelta(days=8))
+    await db.execute(insert, uuid.uuid4(), key, "recent", timedelta(hours=1))
     await db.execute(insert.replace("now() - $4::interval", "null"), uuid.uuid4(), key, "unrelayed")
 
     async def old_gone():
