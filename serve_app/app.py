@@ -27,7 +27,8 @@ from storage.runtime import tune_gc
 from storage.settings import AuthSettings
 
 
-def create_fastapi_app(ctx: AppContext, metrics: ApiMetrics | None = None) -> "ApiEdge":
+def create_api(ctx: AppContext, metrics: ApiMetrics | None = None) -> "ApiEdge":
+    """The FastAPI app with every router, inside its edge layers (`ApiEdge`)."""
     app = FastAPI(
         title="Surge",
         version=ctx.config.version,
@@ -63,7 +64,9 @@ class ApiEdge:
     Outermost first: CORS (when origins are configured: preflights are answered before anything
     else, and every answer, the fast path's too, gets its headers), the request id / body limit /
     metrics middleware, the reservation fast path, then FastAPI. `add_exception_handler` and
-    `state` reach the FastAPI app (Serve registers its own handlers through the first)."""
+    `state` reach the FastAPI app (Serve registers its own handlers through the first). Serve's
+    status no longer lists the docs path, which it reads only from a FastAPI instance; `/docs` and
+    `/openapi.json` are served as before."""
 
     def __init__(self, api: FastAPI, ctx: AppContext, metrics: ApiMetrics | None = None):
         self.api = api
@@ -106,7 +109,7 @@ class Api:
     async def __serve_build_asgi_app__(self) -> ApiEdge:
         self._ctx = await AppContext.create(self._config)
         self._apply_knobs()
-        app = create_fastapi_app(self._ctx, ApiMetrics())
+        app = create_api(self._ctx, ApiMetrics())
         serve_settings = self._config.serve
         if serve_settings.replica_port:
             self._listener = ReplicaListener(app, serve_settings.replica_host, serve_settings.replica_port,

@@ -228,7 +228,7 @@ async def test_reads_answer_from_the_database_when_the_cache_is_down(stack, api,
     """The same app, built in this process with its cache pointed at a port where nothing listens:
     every read still answers 200 with the right data (X-Cache: bypass)."""
     from actors.directory import OwnerConfig
-    from serve_app.app import create_fastapi_app
+    from serve_app.app import create_api
     from serve_app.context import ApiConfig, AppContext
     from serve_app.settings import ServeSettings
 
@@ -241,7 +241,7 @@ async def test_reads_answer_from_the_database_when_the_cache_is_down(stack, api,
                                           settings=stack.actors), serve=ServeSettings(), auth=stack.auth_settings())
     ctx = await AppContext.create(config)
     try:
-        app = create_fastapi_app(ctx)
+        app = create_api(ctx)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             for _ in range(2):
                 r = await client.get(f"/products/{p['slug']}")

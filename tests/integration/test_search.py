@@ -116,7 +116,7 @@ async def test_search_is_rate_limited_per_client_address(stack):
     import httpx
 
     from actors.directory import OwnerConfig
-    from serve_app.app import create_fastapi_app
+    from serve_app.app import create_api
     from serve_app.context import ApiConfig, AppContext
     from serve_app.settings import ServeSettings
 
@@ -126,7 +126,7 @@ async def test_search_is_rate_limited_per_client_address(stack):
     ctx = await AppContext.create(config)
     try:
         address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"  # its own window
-        transport = httpx.ASGITransport(app=create_fastapi_app(ctx), client=(address, 1234))
+        transport = httpx.ASGITransport(app=create_api(ctx), client=(address, 1234))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             q = f"limit-{uid()}"
             answers = [await client.get("/search", params={"q": q}) for _ in range(4)]
