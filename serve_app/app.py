@@ -113,7 +113,7 @@ class Api:
         serve_settings = self._config.serve
         if serve_settings.replica_port:
             self._listener = ReplicaListener(app, serve_settings.replica_host, serve_settings.replica_port,
-                                             serve_settings.request_timeout_s)
+                                             serve_settings.request_timeout_s, serve_settings.api_max_ongoing_requests)
             await self._listener.start()
         return app
 

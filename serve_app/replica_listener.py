@@ -9,8 +9,9 @@ no balancer to keep in step with replica restarts: a replica that stops closes i
 kernel stops choosing it; one that starts joins.
 
 What this listener does that Serve's ingress did: a request id echoed in `X-Request-ID`, the
-request timeout (`request_timeout_s`, answered 503 problem+json if nothing was sent yet), and the
-client address is the socket peer (no trusted proxy in front, so `X-Forwarded-For` is ignored).
+request timeout (`request_timeout_s`, answered 503 problem+json if nothing was sent yet), a bound
+on requests in flight per replica (`api_max_ongoing_requests`, past it 429 problem+json with
+Retry-After, before any work), and the client address is the socket peer (no trusted proxy in front, so `X-Forwarded-For` is ignored).
 What it does not: Serve's own request metrics and request-driven autoscaling do not see this
 traffic (our `surge_http_*` metrics do), and there is no health-checked fallback in front of it.
 When a replica stops, connections the kernel had queued on its socket but the replica had not yet
@@ -59,9 +60,11 @@ class ListenerEdge:
     A request id is this process's random prefix and a counter: unique without a `uuid4()` (and its
     `urandom` call) per request."""
 
-    def __init__(self, app, request_timeout_s: float):
+    def __init__(self, app, request_timeout_s: float, max_in_flight: int | None = None):
         self.app = app
         self.request_timeout_s = request_timeout_s
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self._prefix = os.urandom(8).hex()
         self._ids = itertools.count(1)
 
@@ -89,6 +92,14 @@ class ListenerEdge:
                 message = {**message, "headers": [*message.get("headers", ()), rid_header]}
             await send(message)
 
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            token = request_id_var.set(rid)
+            try:
+                return await problem(429, "overloaded", f"This replica has {self.in_flight} requests in flight; retry "
+                                     "shortly.", scope.get("path"), headers={"Retry-After": "1"})(scope, receive, send_with_id)
+            finally:
+                request_id_var.reset(token)
+        self.in_flight += 1
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 await self.app(scope, receive, send_with_id)
@@ -102,6 +113,8 @@ class ListenerEdge:
                               "the same ids.", scope.get("path"), headers={"Retry-After": "1"})(scope, receive, send_with_id)
             finally:
                 request_id_var.reset(token)
+        finally:
+            self.in_flight -= 1
 
 
 class _Server(uvicorn.Server):
@@ -116,9 +129,10 @@ class ReplicaListener:
     actor handles). `start()` returns once the socket accepts; `stop()` stops accepting and lets
     requests in flight finish."""
 
-    def __init__(self, app, host: str, port: int, request_timeout_s: float, backlog: int = 2048):
+    def __init__(self, app, host: str, port: int, request_timeout_s: float, max_in_flight: int | None = None,
+                 backlog: int = 2048):
         self.host, self.port, self.backlog = host, port, backlog
-        self._config = uvicorn.Config(ListenerEdge(app, request_timeout_s), loop="none", http="httptools",
+        self._config = uvicorn.Config(ListenerEdge(app, request_timeout_s, max_in_flight), loop="none", http="httptools",
                                       lifespan="off", log_config=None, access_log=False, proxy_headers=False,
                                       server_header=False, backlog=backlog, timeout_graceful_shutdown=request_timeout_s)
         self._server = _Server(self._config)

@@ -99,3 +99,27 @@ async def test_a_request_past_the_timeout_gets_a_503_problem_with_retry_after_an
 async def test_a_timeout_after_the_answer_started_is_not_turned_into_a_second_answer():
     with pytest.raises(TimeoutError):
         await run(ListenerEdge(Inner(stall_after_start=True), 0.05), [])
+
+
+async def test_past_the_in_flight_bound_a_request_is_shed_with_429_before_any_work():
+    release = asyncio.Event()
+
+    class Held(Inner):
+        calls = 0
+
+        async def __call__(self, scope, receive, send):
+            Held.calls += 1
+            await release.wait()
+            await super().__call__(scope, receive, send)
+
+    edge = ListenerEdge(Held(), 5, max_in_flight=1)
+    first = asyncio.create_task(run(edge, []))
+    while edge.in_flight < 1:
+        await asyncio.sleep(0)
+    shed = await run(edge, [(b"x-request-id", b"shed-1")])
+    assert shed[0]["status"] == 429 and Held.calls == 1
+    assert header(shed[0], b"retry-after") == [b"1"] and header(shed[0], b"x-request-id") == [b"shed-1"]
+    assert json.loads(shed[1]["body"])["code"] == "overloaded"
+    release.set()
+    assert (await first)[0]["status"] == 200 and edge.in_flight == 0
+    assert (await run(edge, []))[0]["status"] == 200  # room again
