@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from actors.directory import OwnerConfig
-from storage.logs import configure_logging
-from storage.runtime import tune_gc
+from storage.runtime import configure_process
 
 
 def configure_owner_process(config: OwnerConfig, component: str) -> None:
-    """JSON logs named for the component, and the GC tuned for a server (`storage.runtime.tune_gc`)."""
-    configure_logging(config.log_level, component=component)
-    tune_gc(config.settings.gc_gen0_threshold)
+    configure_process(config.log_level, component, config.settings.gc_gen0_threshold)

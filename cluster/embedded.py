@@ -113,6 +113,20 @@ def _terminate(roots: list[psutil.Process], procs: list[psutil.Process], sig: in
         log.warning("pids %s still alive %gs after %s", [p.pid for p in left], grace, "SIGKILL" if step else sig)
 
 
+def port_free(host: str, port: int) -> bool:
+    """Nothing listens on host:port. SO_REUSEADDR like the servers: a TIME_WAIT socket is no conflict;
+    a listener is, even one bound with SO_REUSEPORT (the probe does not set it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
 class _Embedded:
     name = ""  # names the server in messages, and its directory, log and lock file in data_dir
     port_env = ""  # the setting that moves the port, named in PortInUse
@@ -212,15 +226,7 @@ class _Embedded:
         return [_PY, "-I", "-S", "-c", _EXEC, *map(str, (os.getpid(), int(self.stop_signal), uid, gid)), *argv]
 
     def _port_free(self) -> bool:
-        with socket.socket() as sock:  # SO_REUSEADDR like the servers: a TIME_WAIT socket is no conflict
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((self.host, self.port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return False
-                raise
-        return True
+        return port_free(self.host, self.port)
 
     def _port_in_use(self) -> NoReturn:
         raise PortInUse(f"port {self.port} on {self.host} is already in use by another program; "

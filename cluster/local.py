@@ -24,7 +24,7 @@ import httpx
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.settings import ActorSettings
-from cluster.embedded import EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse
+from cluster.embedded import EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse, port_free
 from cluster.settings import SurgeSettings
 from serve_app.settings import ServeSettings
 from storage.migrate import apply_migrations
@@ -103,11 +103,8 @@ def register_localstripe_webhook(stripe_url: str, name: str, url: str, secret: s
 def ensure_port_free(host: str, port: int, setting: str) -> None:
     """Refuse a port something else holds. Needed for a port bound with SO_REUSEPORT: another
     stack's replicas on it would otherwise silently share our connections."""
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise PortInUse(f"{host}:{port} ({setting}) is in use: {exc.strerror}") from None
+    if not port_free(host, port):
+        raise PortInUse(f"port {port} on {host} is already in use by another program; set {setting}")
 
 
 def free_port() -> int:

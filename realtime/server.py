@@ -44,9 +44,8 @@ from realtime.access import ACCESS_COOKIE, CART_COOKIE, IDENTITY, Gatekeeper, Id
 from realtime.fanout import EventFanout, Feeds, consume_events, count_views, snapshots
 from realtime.hub import FANOUTS, Hub
 from realtime.settings import HubSettings
-from storage.logs import configure_logging
 from storage.pool import create_pool
-from storage.runtime import tune_gc
+from storage.runtime import configure_process
 from storage.settings import AuthSettings
 from storage.signed_ids import CART_PURPOSE, ORDER_PURPOSE, CartTokens, OrderTokens, derived_secret
 from storage.tokens import TokenConfig
@@ -233,9 +232,8 @@ def main() -> None:
                         "sample of clients (one in --stamp-every) to this file")
     parser.add_argument("--stamp-every", type=int, default=100)
     args = parser.parse_args()
-    configure_logging(args.log_level, component="hub")
     settings = HubSettings()
-    tune_gc(settings.gc_gen0_threshold)
+    configure_process(args.log_level, "hub", settings.gc_gen0_threshold)
     auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
     serving = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
                   origins=args.allowed_origin, auth=auth, service_token=settings.admin_token,

@@ -22,8 +22,7 @@ from serve_app.replica_listener import ReplicaListener
 from serve_app.routes import (account, admin_analytics, admin_catalog, admin_notifications, admin_orders, admin_users, auth,
                               cart, catalog, checkout, health, inventory, orders, reviews, webhooks)
 from serve_app.settings import ServeSettings
-from storage.logs import configure_logging
-from storage.runtime import tune_gc
+from storage.runtime import configure_process
 from storage.settings import AuthSettings
 
 
@@ -103,8 +102,7 @@ class Api:
         self._ctx: AppContext | None = None
         self._knobs: dict = {}
         self._listener: ReplicaListener | None = None
-        configure_logging(config.owners.log_level, component="api")
-        tune_gc(config.owners.settings.gc_gen0_threshold)
+        configure_process(config.owners.log_level, "api", config.owners.settings.gc_gen0_threshold)
 
     async def __serve_build_asgi_app__(self) -> ApiEdge:
         self._ctx = await AppContext.create(self._config)

@@ -25,9 +25,9 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class ReservationFastPath:
-    """`ctx`: the app's context; without it, the one Starlette put in the scope (inside FastAPI)."""
+    """Runs outside FastAPI (`serve_app.app.ApiEdge`), so it is handed the app's context."""
 
-    def __init__(self, app, *, max_body_bytes: int, ctx=None):
+    def __init__(self, app, *, max_body_bytes: int, ctx):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.ctx = ctx
@@ -56,8 +56,7 @@ class ReservationFastPath:
             return await self.app(scope, _replay(body, receive), send)  # FastAPI answers the 422
         scope["route"] = _ROUTE
         try:
-            ctx = self.ctx if self.ctx is not None else scope["app"].state.ctx
-            outcome = await reservations.reserve(ctx, request, queue_token)
+            outcome = await reservations.reserve(self.ctx, request, queue_token)
         except SurgeError as exc:
             return await surge_problem(exc, PATH)(scope, receive, send)
         except Exception as exc:  # the same mapping as the app's handlers: 503 for dependencies, else 500

@@ -3,6 +3,15 @@ from __future__ import annotations
 
 import gc
 
+from storage.logs import configure_logging
+
+
+def configure_process(log_level: str, component: str, gc_gen0_threshold: int) -> None:
+    """What every Surge server process (API replica, owner actor, hub) does first: JSON logs named
+    for the component, and the GC tuned for a server."""
+    configure_logging(log_level, component=component)
+    tune_gc(gc_gen0_threshold)
+
 
 def tune_gc(gen0_threshold: int) -> None:
     """Collect the young generation after `gen0_threshold` net new container objects instead of

@@ -21,14 +21,14 @@ class InnerApp:
         await send({"type": "http.response.body", "body": b"inner"})
 
 
-class App:  # what Starlette puts in scope["app"]
+class App:  # holds the context the edge hands the fast path
     class state:
         ctx = object()
 
 
 async def call(path: str, body: bytes, content_type: bytes = b"application/json", method: str = "POST"):
     inner = InnerApp()
-    mw = fastpath.ReservationFastPath(inner, max_body_bytes=1000)
+    mw = fastpath.ReservationFastPath(inner, max_body_bytes=1000, ctx=App.state.ctx)
     sent = []
     chunks = [{"type": "http.request", "body": body, "more_body": False}]
 
