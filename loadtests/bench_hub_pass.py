@@ -7,7 +7,8 @@ Contract:
   (`realtime.server.handler`) on a free 127.0.0.1 port, in this process, on the event loop it ships
   with (raw and floor on uvloop, direct and queued on asyncio's). `--procs` client processes
   (`loadtests.ws_clients`, raw protocol, no compression) open `--clients` sockets in all and
-  subscribe them to one product topic.
+  subscribe them to one product topic. The hub writes each pass in one go (`pass_slice=0`, no
+  rolling pass), so that the pass is timed around `publish`.
 - Then `--passes` stock levels are published 0.1 s apart. `floor` does not publish: it writes the
   same encoded frame with one `os.write()` per subscribed socket's descriptor and nothing else,
   which is what a pass cannot get under on this kernel.
@@ -68,7 +69,7 @@ def client_cpu_s(children: list[subprocess.Popen]) -> float:
 
 
 async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds: float) -> dict:
-    hub = Hub(fanout="raw" if impl == "floor" else impl)
+    hub = Hub(fanout="raw" if impl == "floor" else impl, pass_slice=0)  # one whole pass inside publish: timed here
     work = Path(tempfile.mkdtemp(prefix=f"hub-pass-{impl}-"))
     async with serve(handler(hub), "127.0.0.1", 0, compression=None) as server:
         port = server.sockets[0].getsockname()[1]

@@ -18,7 +18,9 @@ count: `--procs` processes of `loadtests/ws_clients.py` open their share of webs
 `--changes` one-unit reservations at `--rate`/s, noting for each the time its 201 arrived and the
 `available` it produced. Latency of a received frame = receive time - 201 time of the change with
 that `available` (commit-to-client plus at most the HTTP response time; frames skipped by the
-hub's per-client coalescing are not counted). Also: hub RSS before/after connecting, hub CPU
+hub's per-client coalescing are not counted). Time to see (`seen_*`) = for every client and every
+change, the first receipt of that level or a later one - the change's 201 time: skipped levels
+count too, so this is how stale a client's view got (`unseen`: changes a client never saw). Also: hub RSS before/after connecting, hub CPU
 seconds, frames, clients dropped by the hub. Writes loadtests/results/realtime.json.
 """
 from __future__ import annotations
@@ -108,27 +110,51 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-IMPLS = ("queued", "direct", "raw", "queued/uvloop", "direct/uvloop", "raw/asyncio")
+def time_to_see(changes: list[tuple[int, float]], receipts: list[tuple[float, int]]) -> tuple[list[float], int]:
+    """One client's time to see each change: for every change (the `available` it produced, the time
+    its 201 arrived), the first frame the client received (receipts: (time, available) in arrival
+    order) showing that level or a later one (stock only falls here: `available` at most the
+    change's) minus the 201 time. Unlike the latency of received frames, this counts the changes the
+    hub's coalescing skipped for this client too: it is how stale the client's view was. Returns
+    (the times in ms, how many changes it never saw)."""
+    out, unseen, i, low = [], 0, 0, None
+    for available, at in sorted(changes, key=lambda c: -c[0]):
+        while i < len(receipts) and (low is None or low > available):
+            low = receipts[i][1] if low is None else min(low, receipts[i][1])
+            i += 1
+            seen_at = receipts[i - 1][0]
+        if low is not None and low <= available:
+            out.append((seen_at - at) * 1000)
+        else:
+            unseen += 1
+    return out, unseen
 
 
-def hub_impl(spec: str) -> tuple[str, str]:
-    """`fanout[/loop]` -> (fan-out, event loop). Without a loop each runs as it ships: the older
-    paths (queued, direct) on asyncio's own loop as they were measured, raw on uvloop."""
+IMPLS = ("queued", "direct", "raw", "raw-whole", "queued/uvloop", "direct/uvloop", "raw/asyncio")
+
+
+def hub_impl(spec: str) -> tuple[str, str, int | None]:
+    """`fanout[/loop]` -> (fan-out, event loop, pass slice). Without a loop each runs as it ships:
+    the older paths (queued, direct) on asyncio's own loop as they were measured, raw on uvloop.
+    `raw-whole` is raw with every pass in one go (pass slice 0), as before rolling passes; the rest
+    take the hub's default slice (None)."""
     fanout, _, loop = spec.partition("/")
-    return fanout, loop or ("uvloop" if fanout == "raw" else "asyncio")
+    whole = fanout.endswith("-whole")
+    fanout = fanout.removesuffix("-whole")
+    return fanout, loop or ("uvloop" if fanout == "raw" else "asyncio"), 0 if whole else None
 
 
 def start_hub(run: dict, impl: str, work: Path) -> tuple[subprocess.Popen, str, Path]:
     """A hub process of our own with fan-out `impl`, on loopback, reading Surge's streams."""
     port = free_port()
-    fanout, loop = hub_impl(impl)
+    fanout, loop, pass_slice = hub_impl(impl)
     name = impl.replace("/", "-")
     stamps = work / f"stamps-{name}.json"
     log = open(work / f"hub-{name}.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "realtime.server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
          "--redis-url", run["redis"], "--database-url", run["database"], "--fanout", fanout, "--loop", loop,
-         "--stamps", str(stamps)],
+         "--stamps", str(stamps), *(["--pass-slice", str(pass_slice)] if pass_slice is not None else [])],
         cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -278,6 +304,9 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         http.close()
 
     latencies: list[float] = []
+    seen: list[float] = []  # every (client, change): when that client first saw the change or a later one
+    unseen = 0
+    changes_made = list(done.items())
     frames = unmatched = dropped = 0
     client_cpu = 0.0
     close_codes: dict[str, int] = {}
@@ -293,18 +322,26 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
             close_codes[k] = close_codes.get(k, 0) + v
         for k, v in doc["errors"].items():
             errors[k] = errors.get(k, 0) + v
-        for avail, t in zip(doc["available"], doc["t"]):
+        by_client: dict[int, list[tuple[float, int]]] = {}
+        for avail, t, cid in zip(doc["available"], doc["t"], doc.get("c") or [0] * len(doc["t"])):
             frames += 1
+            by_client.setdefault(cid, []).append((t, avail))
             at = done.get(avail)
             if at is None:
                 unmatched += 1  # the snapshot (initial level), or a level whose 201 failed
             else:
                 latencies.append((t - at) * 1000)
+        if "c" in doc:
+            for receipts in by_client.values():
+                times, missed = time_to_see(changes_made, receipts)
+                seen += times
+                unseen += missed
         f.unlink()
     for f in work.iterdir():
         f.unlink()
     work.rmdir()
     latencies.sort()
+    seen.sort()
     http_ms.sort()
     mb = 1024 * 1024
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
@@ -314,6 +351,10 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         "p50_ms": round(p50, 2) if p50 is not None else None,
         "p99_ms": round(p99, 2) if p99 is not None else None,
         "max_ms": round(latencies[-1], 2) if latencies else None,
+        "seen_p50_ms": round(percentile(seen, 0.5), 2) if seen else None,
+        "seen_p99_ms": round(percentile(seen, 0.99), 2) if seen else None,
+        "seen_max_ms": round(seen[-1], 2) if seen else None,
+        "unseen": unseen,
         "hub_send_p50_ms": round(percentile(sent_ms, 0.5), 2) if sent_ms else None,
         "hub_send_p99_ms": round(percentile(sent_ms, 0.99), 2) if sent_ms else None,
         "hub_send_samples": len(sent_ms),
@@ -345,13 +386,14 @@ def compare(runs: list[dict]) -> dict:
     out = {}
     for n in sorted({r["clients"] for r in runs}):
         by = {r["hub_impl"]: r for r in runs if r["clients"] == n}
-        pairs = [("direct", "queued")] + [(impl, "direct") for impl in by if impl not in ("direct", "queued")]
+        pairs = [("direct", "queued")] + [(impl, "direct") for impl in by if impl not in ("direct", "queued")] \
+            + [("raw", "raw-whole")]
         ratios = {}
         for new_impl, old_impl in pairs:
             old, new = by.get(old_impl), by.get(new_impl)
             if not old or not new:
                 continue
-            for key in ("p50_ms", "p99_ms", "hub_send_p50_ms", "hub_send_p99_ms", "hub_cpu_ms_per_change",
+            for key in ("p50_ms", "p99_ms", "seen_p50_ms", "seen_p99_ms", "hub_send_p50_ms", "hub_send_p99_ms", "hub_cpu_ms_per_change",
                         "frames_per_client", "rss_kb_per_conn"):
                 if old.get(key) and new.get(key) is not None:
                     ratios[f"{key}_{new_impl.replace('/', '_')}_over_{old_impl}"] = round(new[key] / old[key], 3)
@@ -400,7 +442,8 @@ def main() -> None:
                                   args.connect_timeout, rss_idle, client=args.client, hub_impl=impl, stamps=stamps,
                                   redis_url=run_info["redis"])
                     print(f"  {n} [{run['hub_impl']}]: connected {run['connected']}, p50 {run['p50_ms']} ms, "
-                          f"p99 {run['p99_ms']} ms, hub-send p50 {run['hub_send_p50_ms']} p99 {run['hub_send_p99_ms']} ms, "
+                          f"p99 {run['p99_ms']} ms, seen p50 {run['seen_p50_ms']} p99 {run['seen_p99_ms']} ms "
+                          f"({run['unseen']} unseen), hub-send p50 {run['hub_send_p50_ms']} p99 {run['hub_send_p99_ms']} ms, "
                           f"xadd-201 p50 {run['xadd_p50_ms']} p99 {run['xadd_p99_ms']} ms, "
                           f"rss {run['rss_before_mb']} -> {run['rss_mb']} MB ({run['rss_kb_per_conn']} KB/conn), "
                           f"hub cpu {run['hub_cpu_changes_s']} s in changes, frames {run['frames']}, "
@@ -435,13 +478,18 @@ def main() -> None:
                  "sender task (the oldest path); direct = one pass writes each frame, encoded once, to "
                  "every idle socket's asyncio transport; raw = the same pass with one non-blocking write() "
                  "on each idle socket's descriptor, on uvloop (queued and direct run on asyncio's loop, as "
-                 "they shipped; fanout/loop names another pairing); all read the streams with the same dispatcher (a batch's stock levels "
-                 "coalesced per SKU). req_per_s = matched frames delivered per second."),
+                 "they shipped; fanout/loop names another pairing); all read the streams with the same "
+                 "dispatcher (a batch's stock levels coalesced per SKU). raw and the others write a hot topic "
+                 "in rolling passes (a slice of sockets at a time, a newer level going to the rest at once); "
+                 "raw-whole is raw with every pass in one go, as before. seen_* = per client and change, the "
+                 "first receipt of that level or a later one - the 201 time (skipped levels included). "
+                 "req_per_s = matched frames delivered per second."),
     }
     path = write_results("realtime", runs, summary)
-    table = ["impl      clients  connected  p50_ms  p99_ms  send_p99  rss_mb  kb/conn  hub_cpu_s  frames  dropped"]
+    table = ["impl       clients  connected  p50_ms  p99_ms  seen_p99  send_p99  rss_mb  kb/conn  hub_cpu_s  frames  dropped"]
     for r in runs:
-        table.append(f"{r['hub_impl']:<8}  {r['clients']:>7}  {r['connected']:>9}  {r['p50_ms']!s:>6}  {r['p99_ms']!s:>6}  "
+        table.append(f"{r['hub_impl']:<9}  {r['clients']:>7}  {r['connected']:>9}  {r['p50_ms']!s:>6}  {r['p99_ms']!s:>6}  "
+                     f"{r['seen_p99_ms']!s:>8}  "
                      f"{r['hub_send_p99_ms']!s:>8}  "
                      f"{r['rss_mb']:>6}  {r['rss_kb_per_conn']!s:>7}  {r['hub_cpu_s']:>9}  {r['frames']:>6}  "
                      f"{r['dropped']:>7}")

@@ -6,9 +6,10 @@ Opens `--n` connections (`--client raw`, a bare asyncio websocket protocol that 
 per frame, or `--client websockets`, the library's client) in batches of `--batch` (each batch waits for its subscribe acks before the
 next starts, so there is no SYN storm), subscribes each to `--topic`, then writes `OUT.ready.json`
 ({"connected", "failed", "errors"}). From then on, it records, for every frame of the topic, its
-`available` and the receive time (`time.time()`), until SIGTERM/SIGINT or `--max-seconds`; then
-it writes `OUT.json` ({"connected", "failed", "errors", "dropped", "close_codes", "available",
-"t", "snapshot_frames"}) and exits without a closing handshake (the kernel closes the sockets).
+`available`, the receive time (`time.time()`) and which of its connections got it (0..n-1), until
+SIGTERM/SIGINT or `--max-seconds`; then it writes `OUT.json` ({"connected", "failed", "errors",
+"dropped", "close_codes", "cpu_s", "available", "t", "c"}) and exits without a closing handshake
+(the kernel closes the sockets).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Recorder:
     def __init__(self) -> None:
         self.available: list[int] = []
         self.t: list[float] = []
+        self.c: list[int] = []  # the connection that received each frame
         self.connected = 0
         self.failed = 0
         self.errors: collections.Counter[str] = collections.Counter()
@@ -40,14 +42,13 @@ class Recorder:
 
 
 async def one_client(url: str, topic: str, rec: Recorder, acked: asyncio.Future, compression: str | None,
-                     open_timeout: float) -> None:
+                     open_timeout: float, cid: int) -> None:
     ws = None
     try:
         ws = await connect(url, open_timeout=open_timeout, ping_interval=None, compression=compression,
                            max_queue=64)
         await ws.send(json.dumps({"op": "subscribe", "topics": [topic]}))
-        avail = rec.available
-        times = rec.t
+        avail, times, cids = rec.available, rec.t, rec.c
         async for raw in ws:
             now = time.time()
             msg = json.loads(raw)
@@ -59,6 +60,7 @@ async def one_client(url: str, topic: str, rec: Recorder, acked: asyncio.Future,
             if msg.get("topic") == topic:
                 avail.append(msg["data"]["available"])
                 times.append(now)
+                cids.append(cid)
         # server closed the connection
         if not rec.stopping:
             rec.dropped += 1
@@ -97,8 +99,8 @@ class RawClient(asyncio.Protocol):
     its TCP segment was read. Server frames are unmasked and unfragmented here (the hub sends whole
     small text frames)."""
 
-    def __init__(self, host: str, path: str, topic: str, rec: Recorder, acked: asyncio.Future):
-        self.host, self.path, self.topic, self.rec, self.acked = host, path, topic, rec, acked
+    def __init__(self, host: str, path: str, topic: str, rec: Recorder, acked: asyncio.Future, cid: int):
+        self.host, self.path, self.topic, self.rec, self.acked, self.cid = host, path, topic, rec, acked, cid
         self.buf = b""
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -152,6 +154,7 @@ class RawClient(asyncio.Protocol):
                         j += 1
                     rec.available.append(int(buf[i:j]))
                     rec.t.append(now)
+                    rec.c.append(self.cid)
                 elif not self.acked.done() and buf.find(b'"subscribed"', start, end) >= 0:
                     rec.connected += 1
                     self.acked.set_result(True)
@@ -185,12 +188,13 @@ class RawClient(asyncio.Protocol):
             self.rec.close_codes[type(exc).__name__ if exc else "eof"] += 1
 
 
-async def one_raw_client(url: str, topic: str, rec: Recorder, acked: asyncio.Future, open_timeout: float) -> None:
+async def one_raw_client(url: str, topic: str, rec: Recorder, acked: asyncio.Future, open_timeout: float,
+                         cid: int) -> None:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.create_connection(
-            lambda: RawClient(parts.netloc, parts.path or "/", topic, rec, acked), parts.hostname, parts.port),
+            lambda: RawClient(parts.netloc, parts.path or "/", topic, rec, acked, cid), parts.hostname, parts.port),
             open_timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         if not acked.done():
@@ -212,14 +216,14 @@ async def main_async(args: argparse.Namespace) -> None:
         if stop.is_set() or time.monotonic() > deadline:
             break
         acks = []
-        for _ in range(min(args.batch, args.n - start)):
+        for cid in range(start, min(start + args.batch, args.n)):
             fut = loop.create_future()
             acks.append(fut)
             if args.client == "raw":
-                tasks.append(asyncio.create_task(one_raw_client(args.url, args.topic, rec, fut, args.open_timeout)))
+                tasks.append(asyncio.create_task(one_raw_client(args.url, args.topic, rec, fut, args.open_timeout, cid)))
             else:
                 tasks.append(asyncio.create_task(one_client(args.url, args.topic, rec, fut, compression,
-                                                            args.open_timeout)))
+                                                            args.open_timeout, cid)))
         try:
             await asyncio.wait_for(asyncio.gather(*acks), timeout=args.open_timeout + 5)
         except asyncio.TimeoutError:
@@ -236,7 +240,8 @@ async def main_async(args: argparse.Namespace) -> None:
         pass
     rec.stopping = True
     doc = {"connected": rec.connected, "failed": rec.failed, "errors": dict(rec.errors), "dropped": rec.dropped,
-           "close_codes": dict(rec.close_codes), "cpu_s": time.process_time(), "available": rec.available, "t": rec.t}
+           "close_codes": dict(rec.close_codes), "cpu_s": time.process_time(), "available": rec.available, "t": rec.t,
+           "c": rec.c}
     tmp = args.out + ".json.tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f, separators=(",", ":"))

@@ -42,7 +42,7 @@ from websockets.http11 import Request, Response
 
 from realtime.access import ACCESS_COOKIE, CART_COOKIE, IDENTITY, Gatekeeper, Identity, user_topic
 from realtime.fanout import EventFanout, Feeds, consume_events, count_views, snapshots
-from realtime.hub import FANOUTS, Hub
+from realtime.hub import FANOUTS, PASS_SLICE, Hub
 from realtime.settings import HubSettings
 from storage.pool import create_pool
 from storage.runtime import configure_process
@@ -180,10 +180,10 @@ def dump_stamps(hub: Hub, path: str) -> None:
 async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
               database_url: str | None = None, origins: list[str] | None = None,
               auth: AuthSettings | None = None, service_token: str | None = None, fanout: str = "raw",
-              stamps_path: str | None = None, stamp_every: int = 100) -> None:
+              stamps_path: str | None = None, stamp_every: int = 100, pass_slice: int = PASS_SLICE) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
     hub = Hub(snapshot=snapshots(pool) if pool else None, fanout=fanout,
-              stamp_every=stamp_every if stamps_path else 0)
+              stamp_every=stamp_every if stamps_path else 0, pass_slice=pass_slice)
     feeds = Feeds()
     gate = gatekeeper(pool, auth, service_token)
     stop = asyncio.get_running_loop().create_future()
@@ -228,6 +228,9 @@ def main() -> None:
                              "each client's sender task (older paths, for benchmarks)")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                         help="event loop: uvloop (default: less CPU per socket and per wakeup) or asyncio's own")
+    parser.add_argument("--pass-slice", type=int, default=PASS_SLICE,
+                        help="a hot topic's pass writes this many sockets, then lets the loop run (a newer level "
+                             "goes to the rest at once); 0: every pass in one go (the older path, for benchmarks)")
     parser.add_argument("--stamps", default=None, help="benchmarks: on SIGUSR1 write [frame, time sent] of a "
                         "sample of clients (one in --stamp-every) to this file")
     parser.add_argument("--stamp-every", type=int, default=100)
@@ -237,7 +240,8 @@ def main() -> None:
     auth = AuthSettings()  # SURGE_JWT_SECRET & co.: private topics stay closed without it
     serving = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
                   origins=args.allowed_origin, auth=auth, service_token=settings.admin_token,
-                  fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every)
+                  fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every,
+                  pass_slice=args.pass_slice)
     (uvloop.run if args.loop == "uvloop" else asyncio.run)(serving)
 
 

@@ -272,3 +272,53 @@ async def test_raw_fanout_writes_to_the_descriptor_only_of_a_plain_socket_never_
     finally:
         here.close()
         peer.close()
+
+
+async def test_a_rolling_pass_hands_a_newer_level_to_the_rest_at_once_and_then_to_those_it_wrote():
+    hub = Hub(fanout="direct", pass_slice=2)
+    conns = [FakeConnection() for _ in range(6)]
+    clients = [hub.connect(c) for c in conns]
+    for client in clients:
+        await hub.subscribe(client, {"product:A"}, {})
+    hub.publish("product:A", {"available": 9}, seq=1)
+    assert not any(c.transport.written for c in conns)  # more watchers than a slice: a task writes them
+    await asyncio.sleep(0)  # the pass's first slice, then it yields to the loop
+    first = [c for c in conns if c.transport.written]
+    assert len(first) == 2
+    hub.publish("product:A", {"available": 8}, seq=2)  # arrives mid-pass
+    hub.publish("product:A", {"available": 7}, seq=3)  # and another: only the newest goes out
+    await settle()
+    assert "product:A" not in hub.rolling  # the pass ended once everyone had the newest
+    for c in conns:
+        seqs = [m["seq"] for m in c.received()]
+        assert seqs == ([1, 3] if c in first else [3])
+
+
+async def test_a_client_subscribing_during_a_rolling_pass_gets_the_newest_level_once():
+    hub = Hub(fanout="direct", pass_slice=2)
+    conns = [FakeConnection() for _ in range(5)]
+    clients = [hub.connect(c) for c in conns]
+    for client in clients:
+        await hub.subscribe(client, {"product:A"}, {})
+    hub.publish("product:A", {"available": 9}, seq=1)
+    await asyncio.sleep(0)
+    late_ws = FakeConnection()
+    late = hub.connect(late_ws)
+    task = asyncio.create_task(late.send_forever())
+    await hub.subscribe(late, {"product:A"}, {})  # offered seq 1 as it joins
+    gone = next(c for c, ws in zip(clients, conns) if not ws.transport.written)
+    hub.disconnect(gone)  # a watcher the pass had not reached leaves
+    await settle()
+    assert [m["seq"] for m in late_ws.received()] == [1]
+    assert not conns[clients.index(gone)].transport.written
+    assert sum(1 for c in conns if c.transport.written) == 4
+    task.cancel()
+
+
+async def test_a_pass_slice_of_zero_writes_every_watcher_within_publish():
+    hub = Hub(fanout="raw", pass_slice=0)
+    conns = [FakeConnection() for _ in range(600)]
+    for c in conns:
+        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    hub.publish("product:A", {"available": 1}, seq=1)
+    assert all(len(c.transport.written) == 1 for c in conns) and not hub.rolling
