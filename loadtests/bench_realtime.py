@@ -131,17 +131,29 @@ def time_to_see(changes: list[tuple[int, float]], receipts: list[tuple[float, in
 
 
 IMPLS = ("queued", "direct", "raw", "raw-whole", "queued/uvloop", "direct/uvloop", "raw/asyncio")
+FANOUT_NAMES = ("queued", "direct", "raw")
 
 
 def hub_impl(spec: str) -> tuple[str, str, int | None]:
-    """`fanout[/loop]` -> (fan-out, event loop, pass slice). Without a loop each runs as it ships:
-    the older paths (queued, direct) on asyncio's own loop as they were measured, raw on uvloop.
-    `raw-whole` is raw with every pass in one go (pass slice 0), as before rolling passes; the rest
-    take the hub's default slice (None)."""
-    fanout, _, loop = spec.partition("/")
-    whole = fanout.endswith("-whole")
-    fanout = fanout.removesuffix("-whole")
-    return fanout, loop or ("uvloop" if fanout == "raw" else "asyncio"), 0 if whole else None
+    """`fanout[-slice][/loop]` -> (fan-out, event loop, pass slice). Without a loop each runs as it
+    ships: the older paths (queued, direct) on asyncio's own loop as they were measured, raw on
+    uvloop. `-whole` writes every pass in one go (pass slice 0), as before rolling passes; `-N`
+    writes rolling passes N sockets a slice; without either, the hub's default slice (None)."""
+    name, _, loop = spec.partition("/")
+    fanout, _, size = name.partition("-")
+    if fanout not in FANOUT_NAMES or loop not in ("", "uvloop", "asyncio") \
+            or not (size in ("", "whole") or (size.isdigit() and int(size) > 0)):
+        raise ValueError(f"not a hub implementation: {spec!r} (fanout[-whole|-N][/uvloop|/asyncio])")
+    pass_slice = None if not size else 0 if size == "whole" else int(size)
+    return fanout, loop or ("uvloop" if fanout == "raw" else "asyncio"), pass_slice
+
+
+def impl_arg(spec: str) -> str:
+    try:
+        hub_impl(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
 
 
 def start_hub(run: dict, impl: str, work: Path) -> tuple[subprocess.Popen, str, Path]:
@@ -387,14 +399,14 @@ def compare(runs: list[dict]) -> dict:
     for n in sorted({r["clients"] for r in runs}):
         by = {r["hub_impl"]: r for r in runs if r["clients"] == n}
         pairs = [("direct", "queued")] + [(impl, "direct") for impl in by if impl not in ("direct", "queued")] \
-            + [("raw", "raw-whole")]
+            + [(impl, "raw-whole") for impl in by if impl.startswith("raw") and impl != "raw-whole"]
         ratios = {}
         for new_impl, old_impl in pairs:
             old, new = by.get(old_impl), by.get(new_impl)
             if not old or not new:
                 continue
-            for key in ("p50_ms", "p99_ms", "seen_p50_ms", "seen_p99_ms", "hub_send_p50_ms", "hub_send_p99_ms", "hub_cpu_ms_per_change",
-                        "frames_per_client", "rss_kb_per_conn"):
+            for key in ("p50_ms", "p99_ms", "seen_p50_ms", "seen_p99_ms", "hub_send_p50_ms", "hub_send_p99_ms",
+                        "hub_cpu_ms_per_change", "frames_per_client", "rss_kb_per_conn"):
                 if old.get(key) and new.get(key) is not None:
                     ratios[f"{key}_{new_impl.replace('/', '_')}_over_{old_impl}"] = round(new[key] / old[key], 3)
         out[str(n)] = ratios
@@ -410,7 +422,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=20)
     p.add_argument("--compression", choices=["deflate", "none"], default="deflate",
                    help="permessage-deflate as browsers offer it (default), or none")
-    p.add_argument("--hub-impl", nargs="+", choices=IMPLS, default=None,
+    p.add_argument("--hub-impl", nargs="+", type=impl_arg, default=None, metavar="|".join(IMPLS),
                    help="run each client count against a bench hub per fan-out implementation (fanout[/loop]), "
                         "back to back: raw (the hub's default, on uvloop), direct and queued (older paths, on "
                         "asyncio's loop as they were measured)")

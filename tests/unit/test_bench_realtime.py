@@ -23,5 +23,12 @@ def test_a_change_never_shown_to_the_client_is_unseen_and_an_early_frame_counts_
 def test_bench_hub_names_pick_the_fanout_the_loop_and_whole_passes():
     assert hub_impl("raw") == ("raw", "uvloop", None)
     assert hub_impl("raw-whole") == ("raw", "uvloop", 0)
+    assert hub_impl("raw-128/asyncio") == ("raw", "asyncio", 128)
     assert hub_impl("direct") == ("direct", "asyncio", None)
     assert hub_impl("queued/uvloop") == ("queued", "uvloop", None)
+
+
+@pytest.mark.parametrize("spec", ["raw-0", "raw-x", "fast", "raw/trio", "raw-whole-1"])
+def test_bench_hub_names_that_mean_nothing_are_refused(spec):
+    with pytest.raises(ValueError):
+        hub_impl(spec)
