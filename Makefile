@@ -41,7 +41,7 @@ bench-owner: install
 	$(PY) -m loadtests.bench_owner
 
 bench-realtime: install
-	$(PY) -m loadtests.bench_realtime --clients 1000 5000 10000 --hub-impl queued direct raw
+	$(PY) -m loadtests.bench_realtime --clients 1000 5000 10000 --hub-impl queued direct raw-whole raw
 
 # one hub's fan-out pass alone (no Surge) against bare writes to the same 10,000 sockets
 bench-hub-pass: install

@@ -394,7 +394,7 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
 
 def compare(runs: list[dict]) -> dict:
     """Per client count, each fan-out's figures as ratios of an older one's in the same run: direct
-    over queued, and every other implementation over direct."""
+    over queued, every other implementation over direct, and each raw one over raw-whole."""
     out = {}
     for n in sorted({r["clients"] for r in runs}):
         by = {r["hub_impl"]: r for r in runs if r["clients"] == n}
