@@ -383,9 +383,10 @@ class Hub:
                 latest = self.latest.get(topic, latest)
             if latest is not None and latest[0] > after:
                 client.offer(topic, latest[1])
-                rolling = self.rolling.get(topic)
-                if rolling is not None and rolling.seq == latest[0]:
-                    rolling.handed[client] = latest[0]  # the pass under way need not write it again
+                after = latest[0]
+            rolling = self.rolling.get(topic)
+            if rolling is not None:  # a pass under way writes it only what is newer than it has now
+                rolling.handed[client] = after
 
     def unsubscribe(self, client: Client) -> None:
         for topic in client.topics:

@@ -322,3 +322,18 @@ async def test_a_pass_slice_of_zero_writes_every_watcher_within_publish():
         await hub.subscribe(hub.connect(c), {"product:A"}, {})
     hub.publish("product:A", {"available": 1}, seq=1)
     assert all(len(c.transport.written) == 1 for c in conns) and not hub.rolling
+
+
+async def test_a_resuming_client_that_has_the_newest_level_is_not_sent_it_again_by_a_pass_under_way():
+    hub = Hub(fanout="direct", pass_slice=2)
+    conns = [FakeConnection() for _ in range(5)]
+    for c in conns:
+        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    hub.publish("product:A", {"available": 9}, seq=7)
+    await asyncio.sleep(0)  # the pass is under way
+    back_ws = FakeConnection()
+    back = hub.connect(back_ws)
+    await hub.subscribe(back, {"product:A"}, {"product:A": 7})  # it saw seq 7 before reconnecting
+    await settle()
+    assert back_ws.received() == [] and not back.pending
+    assert all([m["seq"] for m in c.received()] == [7] for c in conns)
