@@ -107,11 +107,13 @@ class Api:
     async def __serve_build_asgi_app__(self) -> ApiEdge:
         self._ctx = await AppContext.create(self._config)
         self._apply_knobs()
-        app = create_api(self._ctx, ApiMetrics())
+        metrics = ApiMetrics()
+        app = create_api(self._ctx, metrics)
         serve_settings = self._config.serve
         if serve_settings.replica_port:
             self._listener = ReplicaListener(app, serve_settings.replica_host, serve_settings.replica_port,
-                                             serve_settings.request_timeout_s, serve_settings.api_max_ongoing_requests)
+                                             serve_settings.request_timeout_s, serve_settings.api_max_ongoing_requests,
+                                             metrics=metrics)
             await self._listener.start()
         return app
 

@@ -4,6 +4,7 @@ Written as raw ASGI rather than `BaseHTTPMiddleware`, which costs a task and a s
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -22,7 +23,10 @@ def safe_request_id(value: bytes) -> str | None:
 class RequestContextMiddleware:
     """Gives every request an id (the caller's `X-Request-ID` if sane, else the one Serve's ingress
     assigned), enforces a body limit from Content-Length (413 before parsing), and records latency
-    by route template. Serve itself echoes X-Request-ID on every response, in every ingress mode."""
+    by route template. Serve itself echoes X-Request-ID on every response, in every ingress mode.
+    A request cancelled before its answer began (a timeout, the client gone) is not counted here: it
+    has no status of its own, and whoever answers for it counts it (the replica listener's 503;
+    Serve's metrics for its own timeouts)."""
 
     def __init__(self, app, *, max_body_bytes: int, metrics=None):
         self.app = app
@@ -46,6 +50,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(rid)
         status_holder = [500]
         started = time.perf_counter()
+        cancelled = answered = False
 
         if length is not None and (length < 0 or length > self.max_body_bytes):
             from serve_app.errors import problem
@@ -60,15 +65,19 @@ class RequestContextMiddleware:
                 request_id_var.reset(token)
 
         async def send_with_id(message):
+            nonlocal answered
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
+                status_holder[0], answered = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             request_id_var.reset(token)
-            if self.metrics is not None:
+            if self.metrics is not None and (answered or not cancelled):
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"
                 self.metrics.observe_request(scope["method"], template, status_holder[0], time.perf_counter() - started)

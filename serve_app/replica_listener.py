@@ -11,7 +11,9 @@ kernel stops choosing it; one that starts joins.
 What this listener does that Serve's ingress did: a request id echoed in `X-Request-ID`, the
 request timeout (`request_timeout_s`, answered 503 problem+json if nothing was sent yet), a bound
 on requests in flight per replica (`api_max_ongoing_requests`, past it 429 problem+json with
-Retry-After, before any work), and the client address is the socket peer (no trusted proxy in front, so `X-Forwarded-For` is ignored).
+Retry-After, before any work), and the client address is the socket peer (no trusted proxy in
+front, so `X-Forwarded-For` is ignored). Its own answers are counted in `surge_http_*`: a shed
+request under the route label `shed`, a timed-out one as 503 under its route.
 What it does not: Serve's own request metrics and request-driven autoscaling do not see this
 traffic (our `surge_http_*` metrics do), and there is no health-checked fallback in front of it.
 When a replica stops, connections the kernel had queued on its socket but the replica had not yet
@@ -26,6 +28,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 
 import uvicorn
 
@@ -60,10 +63,11 @@ class ListenerEdge:
     A request id is this process's random prefix and a counter: unique without a `uuid4()` (and its
     `urandom` call) per request."""
 
-    def __init__(self, app, request_timeout_s: float, max_in_flight: int | None = None):
+    def __init__(self, app, request_timeout_s: float, max_in_flight: int | None = None, metrics=None):
         self.app = app
         self.request_timeout_s = request_timeout_s
         self.max_in_flight = max_in_flight
+        self.metrics = metrics  # an `ApiMetrics`: the answers made here (429, timeout 503) are counted
         self.in_flight = 0
         self._prefix = os.urandom(8).hex()
         self._ids = itertools.count(1)
@@ -92,6 +96,7 @@ class ListenerEdge:
                 message = {**message, "headers": [*message.get("headers", ()), rid_header]}
             await send(message)
 
+        began = time.perf_counter()
         if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
             token = request_id_var.set(rid)
             try:
@@ -99,6 +104,8 @@ class ListenerEdge:
                                      "shortly.", scope.get("path"), headers={"Retry-After": "1"})(scope, receive, send_with_id)
             finally:
                 request_id_var.reset(token)
+                if self.metrics is not None:  # never routed: counted under its own label
+                    self.metrics.observe_request(scope.get("method", ""), "shed", 429, time.perf_counter() - began)
         self.in_flight += 1
         try:
             async with asyncio.timeout(self.request_timeout_s):
@@ -113,6 +120,9 @@ class ListenerEdge:
                               "the same ids.", scope.get("path"), headers={"Retry-After": "1"})(scope, receive, send_with_id)
             finally:
                 request_id_var.reset(token)
+                if self.metrics is not None:  # the app's middleware left this cancelled request to us
+                    route = getattr(scope.get("route"), "path", None) or "unmatched"
+                    self.metrics.observe_request(scope.get("method", ""), route, 503, time.perf_counter() - began)
         finally:
             self.in_flight -= 1
 
@@ -130,9 +140,10 @@ class ReplicaListener:
     requests in flight finish."""
 
     def __init__(self, app, host: str, port: int, request_timeout_s: float, max_in_flight: int | None = None,
-                 backlog: int = 2048):
+                 backlog: int = 2048, metrics=None):
         self.host, self.port, self.backlog = host, port, backlog
-        self._config = uvicorn.Config(ListenerEdge(app, request_timeout_s, max_in_flight), loop="none", http="httptools",
+        self._config = uvicorn.Config(ListenerEdge(app, request_timeout_s, max_in_flight, metrics), loop="none",
+                                      http="httptools",
                                       lifespan="off", log_config=None, access_log=False, proxy_headers=False,
                                       server_header=False, backlog=backlog, timeout_graceful_shutdown=request_timeout_s)
         self._server = _Server(self._config)

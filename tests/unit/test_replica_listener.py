@@ -123,3 +123,35 @@ async def test_past_the_in_flight_bound_a_request_is_shed_with_429_before_any_wo
     release.set()
     assert (await first)[0]["status"] == 200 and edge.in_flight == 0
     assert (await run(edge, []))[0]["status"] == 200  # room again
+
+
+class Observed:
+    """What `ApiMetrics.observe_request` was called with."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, int]] = []
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        assert seconds >= 0
+        self.calls.append((method, route, status))
+
+
+async def test_the_answers_the_edge_makes_itself_are_counted_a_shed_one_under_its_own_label():
+    metrics, release = Observed(), asyncio.Event()
+
+    class Routed(Inner):
+        async def __call__(self, scope, receive, send):
+            scope["route"] = SimpleNamespace(path="/inventory/reservations")  # as the router leaves it
+            await release.wait()
+            await super().__call__(scope, receive, send)
+
+    edge = ListenerEdge(Routed(), 0.05, max_in_flight=1, metrics=metrics)
+    timed_out = asyncio.create_task(run(edge, []))
+    while edge.in_flight < 1:
+        await asyncio.sleep(0)
+    assert (await run(edge, []))[0]["status"] == 429
+    assert (await timed_out)[0]["status"] == 503
+    assert metrics.calls == [("GET", "shed", 429), ("GET", "/inventory/reservations", 503)]
+    release.set()
+    assert (await run(edge, []))[0]["status"] == 200
+    assert len(metrics.calls) == 2  # what the app answers, the app's own middleware counts
