@@ -491,9 +491,9 @@ def main() -> None:
                  "every idle socket's asyncio transport; raw = the same pass with one non-blocking write() "
                  "on each idle socket's descriptor, on uvloop (queued and direct run on asyncio's loop, as "
                  "they shipped; fanout/loop names another pairing); all read the streams with the same "
-                 "dispatcher (a batch's stock levels coalesced per SKU). raw and the others write a hot topic "
-                 "in rolling passes (a slice of sockets at a time, a newer level going to the rest at once); "
-                 "raw-whole is raw with every pass in one go, as before. seen_* = per client and change, the "
+                 "dispatcher (a batch's stock levels coalesced per SKU). raw and the others write a topic of "
+                 "more than 2,048 sockets in rolling passes (512 sockets a slice, or raw-N: N; a newer level "
+                 "going to the rest at once); raw-whole is raw with every pass in one go, as before. seen_* = per client and change, the "
                  "first receipt of that level or a later one - the 201 time (skipped levels included). "
                  "req_per_s = matched frames delivered per second."),
     }

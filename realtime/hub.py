@@ -13,8 +13,8 @@
   `loadtests/bench_realtime.py --hub-impl`.
 - Stock ticks coalesce: a client holds at most one unsent frame per coalescing topic (the newest),
   so a slow reader of product pages skips stale levels instead of piling them up.
-- Rolling passes: a coalescing topic with more than `pass_slice` watchers (a hot product in a flash
-  sale) is written a slice of sockets at a time by a task that yields to the event loop between
+- Rolling passes: a coalescing topic with more than `roll_above` watchers (a hot product in a flash
+  sale, whose whole pass would take ~15 ms or more) is written `pass_slice` sockets at a time by a task that yields to the event loop between
   slices. A newer level that arrives meanwhile goes to the rest of the pass at once, and then to
   those the pass already wrote: no socket waits for a whole pass of a level already out of date, and
   the hub keeps reading the streams and its sockets during a pass. Each client is handed a topic's
@@ -54,6 +54,9 @@ RETAINED_PREFIXES = ("product:",)  # latest frame kept even with no subscriber (
 
 FANOUTS = ("raw", "direct", "queued")
 PASS_SLICE = 512  # sockets written per slice of a rolling pass (~3 ms at ~7 us a write)
+# watchers above which a topic's passes roll: below, a pass is short, and one more turn of the event
+# loop per slice cost ~1 ms of p50 at 1,000 sockets for nothing (loadtests/bench_realtime.py)
+ROLL_ABOVE = 2048
 
 Snapshot = Callable[[str], Awaitable[tuple[int, dict] | None]]
 
@@ -193,13 +196,14 @@ class RollingPass:
 class Hub:
     def __init__(self, snapshot: Snapshot | None = None, max_pending: int = 256, replay_len: int = 128,
                  max_replay_topics: int = 10_000, fanout: str = "raw", stamp_every: int = 0,
-                 pass_slice: int = PASS_SLICE):
+                 pass_slice: int = PASS_SLICE, roll_above: int = ROLL_ABOVE):
         if fanout not in FANOUTS:
             raise ValueError(f"fanout must be one of {FANOUTS}, not {fanout!r}")
-        if pass_slice < 0:
-            raise ValueError("pass_slice must be >= 0 (0: every pass in one go)")
-        # coalescing topics with more watchers than this are written in rolling passes (0: never)
-        self.pass_slice = pass_slice
+        if pass_slice < 0 or roll_above < 0:
+            raise ValueError("pass_slice and roll_above must be >= 0 (pass_slice 0: every pass in one go)")
+        # coalescing topics with more than `roll_above` watchers are written in rolling passes of
+        # `pass_slice` sockets a slice (0: never)
+        self.pass_slice, self.roll_above = pass_slice, roll_above
         self.rolling: dict[str, RollingPass] = {}
         self.direct, self.raw = fanout in ("direct", "raw"), fanout == "raw"
         # every `stamp_every`-th client records when each frame was written to it (0: none)
@@ -252,7 +256,7 @@ class Hub:
         if not watchers:
             return
         out = Outgoing(frame)
-        if self.pass_slice and len(watchers) > self.pass_slice and coalesces(topic):
+        if self.pass_slice and len(watchers) > max(self.roll_above, self.pass_slice) and coalesces(topic):
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:

@@ -229,8 +229,9 @@ def main() -> None:
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                         help="event loop: uvloop (default: less CPU per socket and per wakeup) or asyncio's own")
     parser.add_argument("--pass-slice", type=int, default=PASS_SLICE,
-                        help="a hot topic's pass writes this many sockets, then lets the loop run (a newer level "
-                             "goes to the rest at once); 0: every pass in one go (the older path, for benchmarks)")
+                        help="a topic with more than 2,048 watchers is written this many sockets at a time, the "
+                             "loop running between (a newer level goes to the rest at once); 0: every pass in one "
+                             "go (the older path, for benchmarks)")
     parser.add_argument("--stamps", default=None, help="benchmarks: on SIGUSR1 write [frame, time sent] of a "
                         "sample of clients (one in --stamp-every) to this file")
     parser.add_argument("--stamp-every", type=int, default=100)

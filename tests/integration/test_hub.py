@@ -142,7 +142,7 @@ async def test_a_reader_whose_socket_buffers_are_full_is_coalesced_then_closed_w
 async def a_rolling_pass_over_real_sockets(levels: int) -> dict:
     """A raw hub whose passes roll 3 sockets a slice, 8 real subscribers, and a new level published
     every turn of the event loop (faster than a pass): what each subscriber received, in order."""
-    hub = Hub(fanout="raw", pass_slice=3)
+    hub = Hub(fanout="raw", pass_slice=3, roll_above=3)
     async with serve(handler(hub), "127.0.0.1", 0, compression=None) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         sockets = [await connect(url, compression=None) for _ in range(8)]

@@ -275,7 +275,7 @@ async def test_raw_fanout_writes_to_the_descriptor_only_of_a_plain_socket_never_
 
 
 async def test_a_rolling_pass_hands_a_newer_level_to_the_rest_at_once_and_then_to_those_it_wrote():
-    hub = Hub(fanout="direct", pass_slice=2)
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
     conns = [FakeConnection() for _ in range(6)]
     clients = [hub.connect(c) for c in conns]
     for client in clients:
@@ -295,7 +295,7 @@ async def test_a_rolling_pass_hands_a_newer_level_to_the_rest_at_once_and_then_t
 
 
 async def test_a_client_subscribing_during_a_rolling_pass_gets_the_newest_level_once():
-    hub = Hub(fanout="direct", pass_slice=2)
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
     conns = [FakeConnection() for _ in range(5)]
     clients = [hub.connect(c) for c in conns]
     for client in clients:
@@ -325,7 +325,7 @@ async def test_a_pass_slice_of_zero_writes_every_watcher_within_publish():
 
 
 async def test_a_resuming_client_that_has_the_newest_level_is_not_sent_it_again_by_a_pass_under_way():
-    hub = Hub(fanout="direct", pass_slice=2)
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
     conns = [FakeConnection() for _ in range(5)]
     for c in conns:
         await hub.subscribe(hub.connect(c), {"product:A"}, {})
@@ -337,3 +337,17 @@ async def test_a_resuming_client_that_has_the_newest_level_is_not_sent_it_again_
     await settle()
     assert back_ws.received() == [] and not back.pending
     assert all([m["seq"] for m in c.received()] == [7] for c in conns)
+
+
+async def test_a_topic_with_no_more_watchers_than_roll_above_is_written_within_publish():
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=4)
+    conns = [FakeConnection() for _ in range(4)]
+    for c in conns:
+        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    hub.publish("product:A", {"available": 1}, seq=1)
+    assert all(len(c.transport.written) == 1 for c in conns) and not hub.rolling
+    await hub.subscribe(hub.connect(FakeConnection()), {"product:A"}, {})  # a fifth: now it rolls
+    hub.publish("product:A", {"available": 0}, seq=2)
+    assert "product:A" in hub.rolling
+    await settle()
+    assert all(len(c.transport.written) == 2 for c in conns) and not hub.rolling
