@@ -42,7 +42,7 @@ from websockets.http11 import Request, Response
 
 from realtime.access import ACCESS_COOKIE, CART_COOKIE, IDENTITY, Gatekeeper, Identity, user_topic
 from realtime.fanout import EventFanout, Feeds, consume_events, count_views, snapshots
-from realtime.hub import FANOUTS, PASS_SLICE, Hub
+from realtime.hub import FANOUTS, PASS_SLICE, ROLL_ABOVE, Hub
 from realtime.settings import HubSettings
 from storage.pool import create_pool
 from storage.runtime import configure_process
@@ -229,7 +229,7 @@ def main() -> None:
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                         help="event loop: uvloop (default: less CPU per socket and per wakeup) or asyncio's own")
     parser.add_argument("--pass-slice", type=int, default=PASS_SLICE,
-                        help="a topic with more than 2,048 watchers is written this many sockets at a time, the "
+                        help=f"a topic with more than {ROLL_ABOVE:,} watchers is written this many sockets at a time, the "
                              "loop running between (a newer level goes to the rest at once); 0: every pass in one "
                              "go (the older path, for benchmarks)")
     parser.add_argument("--stamps", default=None, help="benchmarks: on SIGUSR1 write [frame, time sent] of a "
