@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import time
 from collections import OrderedDict, deque
@@ -47,6 +48,8 @@ from collections.abc import Awaitable, Callable
 
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
+
+log = logging.getLogger("surge.hub")
 
 RESYNC_CODE = 4000
 COALESCING_PREFIXES = ("product:", "cart:", "order:")
@@ -295,6 +298,8 @@ class Hub:
                         handed[client] = seq
                     for client in laggards:
                         self.unsubscribe(client)
+        except Exception:  # a bug, not a client: say so; the topic's next level starts a fresh pass
+            log.exception("rolling pass failed", extra={"topic": topic})
         finally:
             del self.rolling[topic]
 

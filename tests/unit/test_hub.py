@@ -351,3 +351,19 @@ async def test_a_topic_with_no_more_watchers_than_roll_above_is_written_within_p
     assert "product:A" in hub.rolling
     await settle()
     assert all(len(c.transport.written) == 2 for c in conns) and not hub.rolling
+
+
+async def test_a_rolling_pass_that_fails_is_logged_and_the_next_level_starts_afresh(caplog, monkeypatch):
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
+    conns = [FakeConnection() for _ in range(4)]
+    for c in conns:
+        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    real_pass = hub._pass
+    monkeypatch.setattr(hub, "_pass", lambda *args: 1 / 0)
+    hub.publish("product:A", {"available": 2}, seq=1)
+    await settle()
+    assert not hub.rolling and "rolling pass failed" in caplog.text
+    monkeypatch.setattr(hub, "_pass", real_pass)
+    hub.publish("product:A", {"available": 1}, seq=2)
+    await settle()
+    assert all([m["seq"] for m in c.received()] == [2] for c in conns)
