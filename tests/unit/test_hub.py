@@ -274,12 +274,18 @@ async def test_raw_fanout_writes_to_the_descriptor_only_of_a_plain_socket_never_
         peer.close()
 
 
-async def test_a_rolling_pass_hands_a_newer_level_to_the_rest_at_once_and_then_to_those_it_wrote():
-    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
-    conns = [FakeConnection() for _ in range(6)]
+async def watching(hub: Hub, n: int, topic: str = "product:A") -> tuple[list[FakeConnection], list]:
+    """`n` fake connections, each a client of `hub` subscribed to `topic`."""
+    conns = [FakeConnection() for _ in range(n)]
     clients = [hub.connect(c) for c in conns]
     for client in clients:
-        await hub.subscribe(client, {"product:A"}, {})
+        await hub.subscribe(client, {topic}, {})
+    return conns, clients
+
+
+async def test_a_rolling_pass_hands_a_newer_level_to_the_rest_at_once_and_then_to_those_it_wrote():
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
+    conns, _ = await watching(hub, 6)
     hub.publish("product:A", {"available": 9}, seq=1)
     assert not any(c.transport.written for c in conns)  # more watchers than a slice: a task writes them
     await asyncio.sleep(0)  # the pass's first slice, then it yields to the loop
@@ -296,10 +302,7 @@ async def test_a_rolling_pass_hands_a_newer_level_to_the_rest_at_once_and_then_t
 
 async def test_a_client_subscribing_during_a_rolling_pass_gets_the_newest_level_once():
     hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
-    conns = [FakeConnection() for _ in range(5)]
-    clients = [hub.connect(c) for c in conns]
-    for client in clients:
-        await hub.subscribe(client, {"product:A"}, {})
+    conns, clients = await watching(hub, 5)
     hub.publish("product:A", {"available": 9}, seq=1)
     await asyncio.sleep(0)
     late_ws = FakeConnection()
@@ -317,18 +320,14 @@ async def test_a_client_subscribing_during_a_rolling_pass_gets_the_newest_level_
 
 async def test_a_pass_slice_of_zero_writes_every_watcher_within_publish():
     hub = Hub(fanout="raw", pass_slice=0)
-    conns = [FakeConnection() for _ in range(600)]
-    for c in conns:
-        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    conns, _ = await watching(hub, 600)
     hub.publish("product:A", {"available": 1}, seq=1)
     assert all(len(c.transport.written) == 1 for c in conns) and not hub.rolling
 
 
 async def test_a_resuming_client_that_has_the_newest_level_is_not_sent_it_again_by_a_pass_under_way():
     hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
-    conns = [FakeConnection() for _ in range(5)]
-    for c in conns:
-        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    conns, _ = await watching(hub, 5)
     hub.publish("product:A", {"available": 9}, seq=7)
     await asyncio.sleep(0)  # the pass is under way
     back_ws = FakeConnection()
@@ -341,9 +340,7 @@ async def test_a_resuming_client_that_has_the_newest_level_is_not_sent_it_again_
 
 async def test_a_topic_with_no_more_watchers_than_roll_above_is_written_within_publish():
     hub = Hub(fanout="direct", pass_slice=2, roll_above=4)
-    conns = [FakeConnection() for _ in range(4)]
-    for c in conns:
-        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    conns, _ = await watching(hub, 4)
     hub.publish("product:A", {"available": 1}, seq=1)
     assert all(len(c.transport.written) == 1 for c in conns) and not hub.rolling
     await hub.subscribe(hub.connect(FakeConnection()), {"product:A"}, {})  # a fifth: now it rolls
@@ -355,9 +352,7 @@ async def test_a_topic_with_no_more_watchers_than_roll_above_is_written_within_p
 
 async def test_a_rolling_pass_that_fails_is_logged_and_the_next_level_starts_afresh(caplog, monkeypatch):
     hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
-    conns = [FakeConnection() for _ in range(4)]
-    for c in conns:
-        await hub.subscribe(hub.connect(c), {"product:A"}, {})
+    conns, _ = await watching(hub, 4)
     real_pass = hub._pass
     monkeypatch.setattr(hub, "_pass", lambda *args: 1 / 0)
     hub.publish("product:A", {"available": 2}, seq=1)
