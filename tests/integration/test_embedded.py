@@ -252,8 +252,9 @@ def test_a_server_started_from_a_short_lived_thread_outlives_that_thread(server_
 # Starts the servers named in argv ("postgres:PORT" ...), prints their pids, then idles until stopped.
 # Like `surge up` (cluster/cli.py), it sets its own SIGINT handling rather than trusting what it
 # inherited: in full `make test` runs this child was seen starting with SIGINT and SIGQUIT ignored
-# (SigIgn ...1006 in its /proc status; C's system() ignores exactly those two in its caller while it
-# runs, and which part of the test process did it is not pinned down), and then Python installs no
+# (SigIgn ...1006 in its /proc status). A non-interactive shell starts a background command (`cmd &`)
+# with exactly those two ignored (POSIX, "Signals and Error Handling"), and those runs had been
+# started in the background; the ignore passes down to every child, and Python then installs no
 # KeyboardInterrupt at all, so Ctrl-C was never seen.
 CHILD = """
 import json, signal, sys, time
