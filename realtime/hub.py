@@ -14,11 +14,11 @@
 - Stock ticks coalesce: a client holds at most one unsent frame per coalescing topic (the newest),
   so a slow reader of product pages skips stale levels instead of piling them up.
 - Rolling passes: a coalescing topic with more than `roll_above` watchers (a hot product in a flash
-  sale, whose whole pass would take ~15 ms or more) is written `pass_slice` sockets at a time by a task that yields to the event loop between
-  slices. A newer level that arrives meanwhile goes to the rest of the pass at once, and then to
-  those the pass already wrote: no socket waits for a whole pass of a level already out of date, and
-  the hub keeps reading the streams and its sockets during a pass. Each client is handed a topic's
-  levels in order, never one twice.
+  sale, whose whole pass would take ~15 ms or more) is written `pass_slice` sockets at a time by a
+  task that yields to the event loop between slices. A newer level that arrives meanwhile goes to
+  the rest of the pass at once, and then to those the pass already wrote: no socket waits for a
+  whole pass of a level already out of date, and the hub keeps reading the streams and its sockets
+  during a pass. Each client is handed a topic's levels in order, never one twice.
 - Other frames queue; a client whose backlog passes `max_pending` is closed with code 4000
   ("resync"), telling it to reconnect and resume from its last sequence number.
 - Resume: a subscriber may send, per topic, the last sequence number it saw; if the hub's latest
@@ -193,7 +193,7 @@ class RollingPass:
     def __init__(self, seq: int, out: Outgoing):
         self.seq, self.out = seq, out
         self.handed: dict[Client, int] = {}
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None  # held here: the event loop keeps only a weak reference
 
 
 class Hub:
