@@ -186,13 +186,15 @@ class Client:
 
 
 class RollingPass:
-    """A coalescing topic's pass in progress: its newest frame, and the seq each watcher was handed."""
+    """A coalescing topic's pass in progress: its newest frame, the seq each watcher was handed, and
+    the ring of watchers the pass goes round (who was written longest ago comes next)."""
 
-    __slots__ = ("seq", "out", "handed", "task")
+    __slots__ = ("seq", "out", "handed", "ring", "task")
 
-    def __init__(self, seq: int, out: Outgoing):
+    def __init__(self, seq: int, out: Outgoing, watchers):
         self.seq, self.out = seq, out
         self.handed: dict[Client, int] = {}
+        self.ring: deque[Client] = deque(watchers)
         self.task: asyncio.Task | None = None  # held here: the event loop keeps only a weak reference
 
 
@@ -265,7 +267,7 @@ class Hub:
             except RuntimeError:
                 loop = None  # no event loop (a synchronous caller): one pass now, as below
             if loop is not None:
-                rolling = self.rolling[topic] = RollingPass(seq, out)
+                rolling = self.rolling[topic] = RollingPass(seq, out, watchers)
                 rolling.task = loop.create_task(self._roll(topic, rolling))
                 return
         for client in self._pass(topic, out, watchers):
@@ -278,26 +280,33 @@ class Hub:
         return [client for client in clients if not client.push(topic, out)]
 
     async def _roll(self, topic: str, rolling: RollingPass) -> None:
-        """Write a topic's newest frame to its watchers a slice at a time, yielding to the event loop
-        between slices, until every watcher was handed the newest (a newer frame may arrive during
-        any yield: the slices after take it, and another round brings it to the ones before)."""
-        handed, size = rolling.handed, self.pass_slice
+        """Go round the ring of a topic's watchers a slice at a time, yielding to the event loop
+        between slices, handing each the newest frame it lacks, until one whole turn of the ring
+        met nobody without it. A newer frame may arrive during any yield: the slices after take it,
+        and the turn goes on past where it began, so whoever was written longest ago is next and no
+        socket waits more than about one turn."""
+        handed, ring, size = rolling.handed, rolling.ring, self.pass_slice
+        current, fresh = -1, 0  # the newest seq, and how many watchers met in a row hold it now
         try:
             while True:
-                newest = rolling.seq
-                todo = [c for c in self.subscribers.get(topic, ()) if handed.get(c, -1) < newest]
-                if not todo:
-                    return
-                for start in range(0, len(todo), size):
-                    if start:
-                        await asyncio.sleep(0)  # the streams, the sockets and other topics get their turn
-                    seq, out = rolling.seq, rolling.out
-                    part = [c for c in todo[start:start + size] if topic in c.topics]  # still subscribed
-                    laggards = self._pass(topic, out, part)
-                    for client in part:
+                seq, out = rolling.seq, rolling.out
+                if seq != current:
+                    current, fresh = seq, 0
+                part = []
+                for _ in range(min(size, len(ring))):
+                    client = ring.popleft()
+                    if topic not in client.topics:
+                        continue  # left: out of the ring
+                    ring.append(client)
+                    fresh += 1
+                    if handed.get(client, -1) < seq:
                         handed[client] = seq
-                    for client in laggards:
-                        self.unsubscribe(client)
+                        part.append(client)
+                for client in self._pass(topic, out, part):
+                    self.unsubscribe(client)
+                if fresh >= len(ring):
+                    return
+                await asyncio.sleep(0)  # the streams, the sockets and other topics get their turn
         except Exception:  # a bug, not a client: say so; the topic's next level starts a fresh pass
             log.exception("rolling pass failed", extra={"topic": topic})
         finally:
@@ -394,8 +403,9 @@ class Hub:
                 client.offer(topic, latest[1])
                 after = latest[0]
             rolling = self.rolling.get(topic)
-            if rolling is not None:  # a pass under way writes it only what is newer than it has now
+            if rolling is not None:  # a pass under way takes it in, and writes it only what is newer
                 rolling.handed[client] = after
+                rolling.ring.append(client)
 
     def unsubscribe(self, client: Client) -> None:
         for topic in client.topics:

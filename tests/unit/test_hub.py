@@ -362,3 +362,24 @@ async def test_a_rolling_pass_that_fails_is_logged_and_the_next_level_starts_afr
     hub.publish("product:A", {"available": 1}, seq=2)
     await settle()
     assert all([m["seq"] for m in c.received()] == [2] for c in conns)
+
+
+async def test_a_rolling_pass_goes_round_so_whoever_was_written_longest_ago_is_next():
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
+    conns, _ = await watching(hub, 8)
+    writes: list[tuple[int, int]] = []  # (connection, seq) in the order the hub wrote them
+    for i, c in enumerate(conns):
+        c.transport.write = lambda data, i=i: writes.append((i, json.loads(data[2:])["seq"]))
+    hub.publish("product:A", {"available": 9}, seq=1)
+    await asyncio.sleep(0)  # slice 1: seq 1
+    await asyncio.sleep(0)  # slice 2: seq 1
+    hub.publish("product:A", {"available": 8}, seq=2)
+    for _ in range(3):  # slices 3 and 4 bring seq 2 to the rest, slice 5 to the first slice's two
+        await asyncio.sleep(0)
+    assert [seq for _, seq in writes] == [1, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    hub.publish("product:A", {"available": 7}, seq=3)
+    await settle()
+    threes = [i for i, seq in writes if seq == 3]
+    assert sorted(threes) == list(range(8)) and not hub.rolling
+    just_written = [i for i, _ in writes[8:10]]  # the last two given seq 2 ...
+    assert threes[-2:] == just_written  # ... wait longest for seq 3; those holding 2 longer go first
