@@ -492,7 +492,7 @@ def main() -> None:
                  "on each idle socket's descriptor, on uvloop (queued and direct run on asyncio's loop, as "
                  "they shipped; fanout/loop names another pairing); all read the streams with the same "
                  "dispatcher (a batch's stock levels coalesced per SKU). raw and the others write a topic of "
-                 "more than 2,048 sockets in rolling passes (512 sockets a slice, or raw-N: N; a newer level "
+                 "more than 2,048 sockets in rolling passes (256 sockets a slice, or raw-N: N; a newer level "
                  "going to the rest at once); raw-whole is raw with every pass in one go, as before. seen_* = per client and change, the "
                  "first receipt of that level or a later one - the 201 time (skipped levels included). "
                  "req_per_s = matched frames delivered per second."),

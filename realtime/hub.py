@@ -56,7 +56,9 @@ COALESCING_PREFIXES = ("product:", "cart:", "order:")
 RETAINED_PREFIXES = ("product:",)  # latest frame kept even with no subscriber (few, hot, public)
 
 FANOUTS = ("raw", "direct", "queued")
-PASS_SLICE = 512  # sockets written per slice of a rolling pass (~3 ms at ~7 us a write)
+# sockets written per slice of a rolling pass (~2 ms at ~7 us a write); at 10,000 sockets 256 gave
+# a lower p99 and seen p99 than 512 or 128 (loadtests/bench_realtime.py, raw-256 raw raw-128)
+PASS_SLICE = 256
 # watchers above which a topic's passes roll: below, a pass is short, and one more turn of the event
 # loop per slice cost ~1 ms of p50 at 1,000 sockets for nothing (loadtests/bench_realtime.py)
 ROLL_ABOVE = 2048
