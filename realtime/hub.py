@@ -298,7 +298,8 @@ class Hub:
                 for _ in range(min(size, len(ring))):
                     client = ring.popleft()
                     if topic not in client.topics:
-                        continue  # left: out of the ring
+                        handed.pop(client, None)  # left: out of the ring, and forgotten (a flash sale's
+                        continue  # pass may go on for minutes while shoppers come and go)
                     ring.append(client)
                     fresh += 1
                     if handed.get(client, -1) < seq:

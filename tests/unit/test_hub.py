@@ -383,3 +383,22 @@ async def test_a_rolling_pass_goes_round_so_whoever_was_written_longest_ago_is_n
     assert sorted(threes) == list(range(8)) and not hub.rolling
     just_written = [i for i, _ in writes[8:10]]  # the last two given seq 2 ...
     assert threes[-2:] == just_written  # ... wait longest for seq 3; those holding 2 longer go first
+
+
+async def test_a_pass_that_goes_on_forgets_the_watchers_who_left():
+    hub = Hub(fanout="direct", pass_slice=2, roll_above=2)
+    await watching(hub, 6)
+    hub.publish("product:A", {"available": 9}, seq=1)
+    await asyncio.sleep(0)
+    rolling = hub.rolling["product:A"]
+    gone = list(rolling.handed)  # the first slice's two leave, while new levels keep the pass going
+    assert len(gone) == 2
+    for client in gone:
+        hub.disconnect(client)
+    for seq in range(2, 6):  # a new level every slice: the pass never ends, and goes round twice
+        hub.publish("product:A", {"available": 9 - seq}, seq=seq)
+        await asyncio.sleep(0)
+    assert hub.rolling.get("product:A") is rolling  # still going round
+    assert not set(gone) & (set(rolling.handed) | set(rolling.ring))
+    await settle()
+    assert not hub.rolling
