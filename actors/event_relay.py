@@ -48,7 +48,7 @@ class EventRelay:
                 listener = await asyncpg.connect(self.config.database_url)
                 await listener.add_listener(outbox.OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 self.connected, delay = True, 0.2
-                prune_at = 0.0
+                prune_at, linger = 0.0, self.config.settings.relay_linger_s
                 while True:
                     if time.monotonic() >= prune_at:
                         await self._prune(pool)
@@ -59,6 +59,9 @@ class EventRelay:
                             await asyncio.wait_for(self._wake.wait(), POLL_S)
                         except asyncio.TimeoutError:
                             pass
+                        else:
+                            if linger:  # more commits land meanwhile: one round relays them all
+                                await asyncio.sleep(linger)
             except Exception as exc:  # a dependency is down: report, back off, start over
                 self.connected = False
                 log.warning("relay interrupted; retrying", extra={"error": repr(exc)})
