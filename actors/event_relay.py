@@ -26,6 +26,7 @@ log = logging.getLogger("surge.relay")
 BATCH = 1000
 PRUNE_BATCH, PRUNE_BATCHES = 5000, 10
 POLL_S = 1.0
+BUSY_GAP_S = 0.02  # rounds starting closer than this: a busy stream, where the relay lingers
 STREAM_MAXLEN = 100_000  # approximate trim: consumers that fall further behind resync from a snapshot
 
 
@@ -48,19 +49,22 @@ class EventRelay:
                 listener = await asyncpg.connect(self.config.database_url)
                 await listener.add_listener(outbox.OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 self.connected, delay = True, 0.2
-                prune_at, linger = 0.0, self.config.settings.relay_linger_s
+                prune_at, began, linger = 0.0, 0.0, self.config.settings.relay_linger_s
                 while True:
                     if time.monotonic() >= prune_at:
                         await self._prune(pool)
                         prune_at = time.monotonic() + self.config.settings.outbox_prune_every_s
                     self._wake.clear()  # before reading: a notify during the read loops again at once
+                    last_round, began = began, time.monotonic()
                     if await self._relay_once(pool, redis) < BATCH:
                         try:
                             await asyncio.wait_for(self._wake.wait(), POLL_S)
                         except asyncio.TimeoutError:
                             pass
                         else:
-                            if linger:  # more commits land meanwhile: one round relays them all
+                            # rounds this close together: a busy stream (a flash sale); lingering lets
+                            # one round relay the next commits too. A quiet stream is read at once.
+                            if linger and began - last_round < BUSY_GAP_S:
                                 await asyncio.sleep(linger)
             except Exception as exc:  # a dependency is down: report, back off, start over
                 self.connected = False
