@@ -1,9 +1,12 @@
 """EventRelay: moves committed outbox rows to Valkey Streams, in id order, at least once.
 
 Woken by LISTEN/NOTIFY (owners notify in the statement that commits their rows), with polling as a
-fallback. Relayed rows stay as the record of what was published for `outbox_retention_s` (default
-7 days), then the relay deletes them, so the table does not grow with every sale. A row is marked published only after its stream entry is written, so a crash in between
-re-publishes it: consumers deduplicate by `event_id`. Nothing uncommitted is ever read, because
+fallback. On a busy stream (rounds starting less than `BUSY_GAP_S` apart) a wake waits
+`relay_linger_s` first, so one round relays that window's commits; a quiet stream is read at once.
+Relayed rows stay as the record of what was published for `outbox_retention_s` (default 7 days),
+then the relay deletes them, so the table does not grow with every sale. A row is marked published
+only after its stream entry is written, so a crash in between re-publishes it: consumers
+deduplicate by `event_id`. Nothing uncommitted is ever read, because
 the relay reads only what the outbox table holds.
 """
 from __future__ import annotations

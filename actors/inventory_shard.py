@@ -20,13 +20,13 @@ from ray.util import metrics
 from actors.batching import Batcher
 from actors.directory import OwnerConfig
 from actors.domain.errors import ErrorCode, SurgeError, Unavailable
-from actors.process import configure_owner_process
 from actors.domain.events import (
     DomainEvent, ReservationExpired, StockAdjusted, StockCommitted, StockLevelChanged, StockReleased,
     StockReserved, event_payload, event_type,
 )
 from actors.domain.inventory import Ledger, ReserveResult
 from actors.keyed_locks import KeyedLocks
+from actors.process import configure_owner_process
 from actors.routing import shard_for
 from storage import inventory_store
 from storage.inventory_store import InventoryBatch, Movement

@@ -20,10 +20,11 @@ class ActorSettings(BaseSettings):
     # read that did not fill a batch, so a busy stream is read in batches, not one wake per event
     # (a flash sale commits ~100 times a second; each wake costs a read and an ack round trip).
     consumer_linger_s: float = Field(default=0.1, ge=0, le=5)
-    # On a busy stream (relay rounds less than 20 ms apart), the relay, woken by a commit, waits this
-    # long before reading the outbox, so one round (a read, a stream pipeline, an update) carries the
-    # commits of that window; a quiet stream is read at once; 0: never wait. In a flash sale 5 ms cost
-    # ~8% less CPU per purchase than 0 (loadtests/flash_pairs.py, both orders).
+    # On a busy stream (relay rounds less than `event_relay.BUSY_GAP_S`, 20 ms, apart), the relay,
+    # woken by a commit, waits this long before reading the outbox, so one round (a read, a stream
+    # pipeline, an update) carries the commits of that window; a quiet stream is read at once; 0:
+    # never wait. In a flash sale 5 ms cost ~6-8% less CPU per purchase than 0
+    # (loadtests/flash_pairs.py, README "The flash sale").
     relay_linger_s: float = Field(default=0.005, ge=0, le=1)
     # The outbox keeps relayed rows this long (an audit trail of what was published), then the relay
     # deletes them, checking every `outbox_prune_every_s`; 0 keeps them forever.

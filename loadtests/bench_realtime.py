@@ -335,7 +335,7 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         for k, v in doc["errors"].items():
             errors[k] = errors.get(k, 0) + v
         by_client: dict[int, list[tuple[float, int]]] = {}
-        for avail, t, cid in zip(doc["available"], doc["t"], doc.get("c") or [0] * len(doc["t"])):
+        for avail, t, cid in zip(doc["available"], doc["t"], doc["c"]):
             frames += 1
             by_client.setdefault(cid, []).append((t, avail))
             at = done.get(avail)
@@ -343,11 +343,10 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
                 unmatched += 1  # the snapshot (initial level), or a level whose 201 failed
             else:
                 latencies.append((t - at) * 1000)
-        if "c" in doc:
-            for receipts in by_client.values():
-                times, missed = time_to_see(changes_made, receipts)
-                seen += times
-                unseen += missed
+        for receipts in by_client.values():
+            times, missed = time_to_see(changes_made, receipts)
+            seen += times
+            unseen += missed
         f.unlink()
     for f in work.iterdir():
         f.unlink()

@@ -44,7 +44,7 @@ import logging
 import os
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
@@ -275,7 +275,7 @@ class Hub:
         for client in self._pass(topic, out, watchers):
             self.unsubscribe(client)
 
-    def _pass(self, topic: str, out: Outgoing, clients) -> list[Client]:
+    def _pass(self, topic: str, out: Outgoing, clients: Iterable[Client]) -> list[Client]:
         """Hand one frame to each client; returns those that fell too far behind (to be dropped)."""
         if self.raw:
             return self._write_raw(topic, out, clients)
@@ -316,7 +316,7 @@ class Hub:
             del self.rolling[topic]
 
     @staticmethod
-    def _write_raw(topic: str, out: Outgoing, watchers: set[Client]) -> list[Client]:
+    def _write_raw(topic: str, out: Outgoing, watchers: Iterable[Client]) -> list[Client]:
         """The raw fan-out's pass: `push` unrolled into one loop, the frame going to each idle
         socket's descriptor with one non-blocking `write()` (the syscall is most of a socket's cost;
         this keeps the Python around it small). Only while the transport holds nothing, so bytes
