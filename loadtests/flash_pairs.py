@@ -1,6 +1,6 @@
 """Two Surge configurations (or code versions) on the flash-sale load, in back-to-back pairs.
 
-    python -m loadtests.flash_pairs --b-env SURGE_GC_GEN0_THRESHOLD=0 [--a-env K=V ...] [--pairs 3] [--seconds 16]
+    python -m loadtests.flash_pairs --b-env SURGE_GC_GEN0_THRESHOLD=0 [--a-env K=V ...] [--pairs 4] [--seconds 16]
     (two code versions: --b-env PYTHONPATH=<a checkout of the other commit>)
 
 Whole `make bench-flash` runs move by about ±10% on a 2-core box, which hides a change of a few
@@ -8,14 +8,20 @@ percent. This measures A and B alternately instead, each on a fresh Surge, so sl
 box falls on both sides of a pair.
 
 Contract:
-- Per pair, A then B. Each side: a fresh Surge (`surge_up`, 2 API replicas, the replica listener,
+- Pairs alternate which side goes first: A then B in pairs 1, 3, …; B then A in pairs 2, 4, ….
+  Measured here, the first load of a pair did better (in two 3-pair runs with a fixed order, the
+  same change gained +3% as B and +12% as A), so a fixed order puts that bias on one side. Use an
+  even number of pairs. Each side: a fresh Surge (`surge_up`, 2 API replicas, the replica listener,
   plus the side's `--a-env`/`--b-env`); one SKU put at 1,000,000 units; a 5 s unrecorded warm-up on
   another SKU; then `--seconds` of the Surge-only flash load (`locustfiles/flash_sale.py`, 100
   users spawned at 1,000/s, no think time) through the replica listener.
 - Figures per load: `purchases_per_s` (the Locust tally's purchases over its selling window, as in
   `bench_flash`), `p50_ms`/`p99_ms` of the purchases, `req_per_s` of all answers, and `cpu_ms_per_purchase`: CPU seconds of
   Surge's whole process tree (Postgres included) over the load, per purchase.
-- Summary: `b_over_a_purchases_per_s` per pair and their mean. Writes
+- Each run records `first` (true for the side that went first in its pair).
+- Summary: `b_over_a_purchases_per_s` per pair and their mean; the same mean over the pairs where
+  A went first and over those where B did (their difference is the order's bias); and
+  `b_over_a_cpu_ms_per_purchase`, B's mean CPU per purchase over A's. Writes
   `loadtests/results/flash_pairs.json`.
 """
 from __future__ import annotations
@@ -33,6 +39,39 @@ from loadtests.runner import run_locust
 from loadtests.servers import surge_up
 
 USERS, SPAWN_RATE, WARMUP_S, STOCK = 100, 1000.0, 5, 1_000_000
+
+
+def pair_order(pair: int) -> tuple[str, str]:
+    """The sides of pair `pair` (0-based) in the order they run: A first in even pairs, B in odd."""
+    return ("a", "b") if pair % 2 == 0 else ("b", "a")
+
+
+def summarise(runs: list[dict]) -> dict:
+    """B over A per pair (purchases/s), overall and by which side went first, and B's CPU per
+    purchase over A's. `runs`: one dict per load with `system` ("a"/"b"), `pair` (1-based),
+    `first`, `purchases_per_s` and `cpu_ms_per_purchase` (None when a load sold nothing)."""
+    by_pair: dict[int, dict[str, dict]] = {}
+    for run in runs:
+        by_pair.setdefault(run["pair"], {})[run["system"]] = run
+    ratios, a_first, b_first = [], [], []
+    for pair in sorted(by_pair):
+        a, b = by_pair[pair].get("a", {}), by_pair[pair].get("b", {})
+        ratio = (round(b["purchases_per_s"] / a["purchases_per_s"], 3)
+                 if a.get("purchases_per_s") and b.get("purchases_per_s") else None)
+        ratios.append(ratio)
+        if ratio is not None:
+            (a_first if a.get("first") else b_first).append(ratio)
+
+    def mean(values: list[float]) -> float | None:
+        return round(statistics.fmean(values), 3) if values else None
+
+    def cpu(side: str) -> float | None:
+        return mean([r["cpu_ms_per_purchase"] for r in runs if r["system"] == side and r.get("cpu_ms_per_purchase")])
+
+    cpu_a, cpu_b = cpu("a"), cpu("b")
+    return {"b_over_a_purchases_per_s": ratios, "mean_b_over_a": mean([r for r in ratios if r is not None]),
+            "mean_b_over_a_a_first": mean(a_first), "mean_b_over_a_b_first": mean(b_first),
+            "b_over_a_cpu_ms_per_purchase": round(cpu_b / cpu_a, 3) if cpu_a and cpu_b else None}
 
 
 def one_side(env: dict[str, str], seconds: int) -> dict:
@@ -66,23 +105,19 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE", help="settings of side A (repeatable)")
     p.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE", help="settings of side B (repeatable)")
-    p.add_argument("--pairs", type=int, default=3)
+    p.add_argument("--pairs", type=int, default=4, help="pairs of loads (even: each side goes first as often)")
     p.add_argument("--seconds", type=int, default=16, help="length of each measured load")
     args = p.parse_args(argv)
     sides = {"a": dict(kv.split("=", 1) for kv in args.a_env), "b": dict(kv.split("=", 1) for kv in args.b_env)}
     code = code_version()  # before the runs: the code may change while they go on
-    runs, ratios = [], []
+    runs = []
     for i in range(args.pairs):
-        pair = {side: one_side(env, args.seconds) for side, env in sides.items()}
-        a, b = pair["a"]["purchases_per_s"], pair["b"]["purchases_per_s"]
-        ratios.append(round(b / a, 3) if a and b else None)
-        for side, run in pair.items():
-            runs.append({"system": side, "pair": i + 1, **run})
+        for position, side in enumerate(pair_order(i)):
+            run = {"system": side, "pair": i + 1, "first": position == 0, **one_side(sides[side], args.seconds)}
+            runs.append(run)
             print(f"pair {i + 1} {side}: {run['purchases_per_s']} purchases/s, p99 {run['p99_ms']} ms, "
                   f"{run['cpu_ms_per_purchase']} ms CPU per purchase", flush=True)
-    known = [r for r in ratios if r is not None]
-    summary = {"a_env": sides["a"], "b_env": sides["b"], "b_over_a_purchases_per_s": ratios,
-               "mean_b_over_a": round(statistics.fmean(known), 3) if known else None}
+    summary = {"a_env": sides["a"], "b_env": sides["b"], **summarise(runs)}
     print_results(write_results("flash_pairs", runs, summary, command=current_command(), code=code))
 
 
