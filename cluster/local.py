@@ -252,6 +252,11 @@ class LocalStack:
         serve.run(build_app(self._app_args), name=APP_NAME, route_prefix="/", blocking=False)
         return f"http://{self.serve.http_host}:{self.serve.http_port}"
 
+    @property
+    def app_args(self) -> dict:
+        """The arguments the API app was built with (`build_app`), for deploying another of it."""
+        return dict(self._app_args)
+
     def reconfigure(self, user_config: dict) -> None:
         """Change the API's runtime knobs (Serve `user_config`); replicas are not restarted."""
         from ray import serve

@@ -13,6 +13,7 @@ from ray import serve
 
 from actors.directory import OwnerConfig
 from actors.settings import ActorSettings
+from serve_app import autoscaling
 from serve_app.context import ApiConfig, AppContext
 from serve_app.errors import install_error_handlers
 from serve_app.fastpath import ReservationFastPath
@@ -131,6 +132,11 @@ class Api:
         if "soldout_ttl_s" in self._knobs:
             self._ctx.inventory.soldout_ttl_s = float(self._knobs["soldout_ttl_s"])
 
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve asks each replica for this when the deployment autoscales: the listener's requests
+        in flight, which Serve's own count misses (`serve_app/autoscaling.py`)."""
+        return {autoscaling.LISTENER_ONGOING: self._listener.in_flight if self._listener is not None else 0}
+
     async def __del__(self):
         if self._listener is not None:
             await self._listener.stop()
@@ -140,14 +146,19 @@ class Api:
 
 def api_options(serve_settings: ServeSettings) -> dict:
     """Deployment options from settings (local runs); on a cluster the Serve config file overrides them."""
-    return {
+    options = {
         # Serve's per-request access log line costs ~20% of a trivial request's CPU; our middleware
         # keeps the request id and the metrics, and errors are still logged.
         "logging_config": {"encoding": "JSON", "enable_access_log": serve_settings.access_log},
-        "num_replicas": serve_settings.api_replicas,
         "max_ongoing_requests": serve_settings.api_max_ongoing_requests,
         "ray_actor_options": {"num_cpus": serve_settings.api_num_cpus},
     }
+    if serve_settings.api_autoscaling is not None:
+        options["autoscaling_config"] = {"policy": {"policy_function": autoscaling.POLICY},
+                                         **serve_settings.api_autoscaling}
+    else:
+        options["num_replicas"] = serve_settings.api_replicas
+    return options
 
 
 def build_app(args: dict):

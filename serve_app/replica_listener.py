@@ -14,8 +14,9 @@ on requests in flight per replica (`api_max_ongoing_requests`, past it 429 probl
 Retry-After, before any work), and the client address is the socket peer (no trusted proxy in
 front, so `X-Forwarded-For` is ignored). Its own answers are counted in `surge_http_*`: a shed
 request under the route label `shed`, a timed-out one as 503 under its route.
-What it does not: Serve's own request metrics and request-driven autoscaling do not see this
-traffic (our `surge_http_*` metrics do), and there is no health-checked fallback in front of it.
+What it does not: Serve's own request metrics do not see this traffic (our `surge_http_*` metrics
+do), nor does Serve's default autoscaling policy (`serve_app/autoscaling.py` adds what each
+replica reports of it), and there is no health-checked fallback in front of it.
 When a replica stops, connections the kernel had queued on its socket but the replica had not yet
 accepted are reset, unless the node sets `net.ipv4.tcp_migrate_req=1` (Linux 5.14+), which hands
 them to another socket on the port; accepted ones finish (uvicorn's graceful shutdown).
@@ -142,12 +143,18 @@ class ReplicaListener:
     def __init__(self, app, host: str, port: int, request_timeout_s: float, max_in_flight: int | None = None,
                  backlog: int = 2048, metrics=None):
         self.host, self.port, self.backlog = host, port, backlog
-        self._config = uvicorn.Config(ListenerEdge(app, request_timeout_s, max_in_flight, metrics), loop="none",
+        self._edge = ListenerEdge(app, request_timeout_s, max_in_flight, metrics)
+        self._config = uvicorn.Config(self._edge, loop="none",
                                       http="httptools",
                                       lifespan="off", log_config=None, access_log=False, proxy_headers=False,
                                       server_header=False, backlog=backlog, timeout_graceful_shutdown=request_timeout_s)
         self._server = _Server(self._config)
         self._task: asyncio.Task | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests this listener has begun and not yet answered (what autoscaling counts)."""
+        return self._edge.in_flight
 
     async def start(self, timeout_s: float = 10) -> None:
         sock = bind_shared(self.host, self.port, self.backlog)

@@ -34,6 +34,11 @@ class ServeSettings(BaseSettings):
     replica_port: int | None = Field(default=None, ge=1, le=65535)
     replica_host: str = "127.0.0.1"
     api_replicas: int = Field(default=1, ge=1)
+    # Serve's `autoscaling_config` for the Api deployment (JSON in the env), e.g. '{"min_replicas": 1,
+    # "max_replicas": 4, "target_ongoing_requests": 64}': the replica count then follows load and
+    # `api_replicas` is not used. Unless it names a policy, the one that also counts the replica
+    # listener's requests (serve_app/autoscaling.py). Unset: a fixed `api_replicas`.
+    api_autoscaling: dict | None = None
     api_max_ongoing_requests: int = Field(default=1000, ge=1)
     api_num_cpus: float = Field(default=0.0, ge=0)
     access_log: bool = False
@@ -64,6 +69,18 @@ class ServeSettings(BaseSettings):
     @property
     def client_hops(self) -> int:
         return self.forwarded_hops if self.forwarded_hops is not None else (1 if self.ingress == "haproxy" else 0)
+
+    @field_validator("api_autoscaling", mode="after")
+    @classmethod
+    def _check_autoscaling(cls, value: dict | None) -> dict | None:
+        if value is not None:
+            from ray.serve.config import AutoscalingConfig
+
+            unknown = set(value) - set(AutoscalingConfig.model_fields)  # Serve ignores a misspelt field
+            if unknown:
+                raise ValueError(f"not fields of Serve's autoscaling_config: {', '.join(sorted(unknown))}")
+            AutoscalingConfig(**value)  # and fail at start-up on a bad bound, not at deploy
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
