@@ -1,7 +1,7 @@
 """Serve settings for the API deployment and its HTTP ingress."""
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Rate limits (`limits` notation), by name; SURGE_RATE_LIMITS='{"search": "50/second"}' overrides some.
@@ -81,6 +81,14 @@ class ServeSettings(BaseSettings):
                 raise ValueError(f"not fields of Serve's autoscaling_config: {', '.join(sorted(unknown))}")
             AutoscalingConfig(**value)  # and fail at start-up on a bad bound, not at deploy
         return value
+
+    @model_validator(mode="after")
+    def _listener_needs_a_replica(self):
+        # scaled to zero, nothing listens on the replica port, and Serve's cold start only sees
+        # requests that come through Serve: the fast door would stay shut
+        if self.replica_port and self.api_autoscaling and self.api_autoscaling.get("min_replicas", 1) == 0:
+            raise ValueError("api_autoscaling.min_replicas must be >= 1 while the replica listener is on (replica_port)")
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -57,3 +57,9 @@ def test_autoscaling_settings_replace_the_fixed_replica_count(monkeypatch):
 def test_a_bad_autoscaling_setting_fails_at_start_up(bad):
     with pytest.raises(ValidationError):
         ServeSettings(api_autoscaling=bad)
+
+
+def test_the_api_cannot_scale_to_zero_while_the_replica_listener_is_its_front_door():
+    with pytest.raises(ValidationError, match="min_replicas"):
+        ServeSettings(replica_port=18600, api_autoscaling={"min_replicas": 0, "max_replicas": 2})
+    assert ServeSettings(api_autoscaling={"min_replicas": 0, "max_replicas": 2}).api_autoscaling["min_replicas"] == 0
