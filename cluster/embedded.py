@@ -116,7 +116,7 @@ def _terminate(roots: list[psutil.Process], procs: list[psutil.Process], sig: in
 def port_free(host: str, port: int) -> bool:
     """Nothing listens on host:port. SO_REUSEADDR like the servers: a TIME_WAIT socket is no conflict;
     a listener is, even one bound with SO_REUSEPORT (the probe does not set it)."""
-    with socket.socket() as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))

@@ -147,7 +147,7 @@ class LocalStack:
         if not self.actors.mailbox_dir:  # the local mailbox's .eml files live with the rest of the data
             self.actors = self.actors.model_copy(update={"mailbox_dir": str(self.data_dir / "mailbox")})
         self._started: list[tuple[str, Callable[[], None]]] = []
-        self._hub: subprocess.Popen | None = None
+        self._hubs: list[subprocess.Popen] = []
         self.urls: StackUrls | None = None
         self._ray_started_here = False
 
@@ -275,17 +275,22 @@ class LocalStack:
         in the data dir like the admin token (`jwt_secret`, `pii_keys`)."""
         return local_auth_settings(self.data_dir, self.auth)
 
-    def _hub_process(self, redis_url: str, database_url: str) -> str:
+    def start_hubs(self, redis_url: str, database_url: str) -> str:
+        """`hub_processes` hub processes on the hub port (sharing it with SO_REUSEPORT when more than one)."""
+        ensure_port_free(self.surge.hub_host, self.surge.hub_port, "SURGE_HUB_PORT")
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        out = open(logs / "hub.log", "ab")
-        self._hub = subprocess.Popen(
-            [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
-             "--log-level", self.surge.log_level, "--redis-url", redis_url, "--database-url", database_url,
-             *(arg for origin in self.hub_origins() for arg in ("--allowed-origin", origin))],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=self.hub_env(),
-        )
-        self._started.append(("hub", self._stop_hub))
+        shared = self.surge.hub_processes > 1
+        self._started.append(("hub", self.stop_hubs))
+        for i in range(self.surge.hub_processes):
+            with open(logs / ("hub.log" if i == 0 else f"hub-{i}.log"), "ab") as out:  # the child keeps its copy
+                self._hubs.append(subprocess.Popen(
+                    [sys.executable, "-m", "realtime.server", "--host", self.surge.hub_host, "--port", str(self.surge.hub_port),
+                     "--log-level", self.surge.log_level, "--redis-url", redis_url, "--database-url", database_url,
+                     *(arg for origin in self.hub_origins() for arg in ("--allowed-origin", origin)),
+                     *(["--reuse-port"] if shared else [])],
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=self.hub_env(),
+                ))
         return f"ws://{self.surge.hub_host}:{self.surge.hub_port}"
 
     def hub_env(self) -> dict[str, str]:
@@ -300,14 +305,17 @@ class LocalStack:
         ports = [port, self.serve.replica_port] if self.serve.replica_port else [port]
         return [*(f"http://{host}:{p}" for p in ports for host in ("127.0.0.1", "localhost")), *self.surge.hub_allowed_origins]
 
-    def _stop_hub(self) -> None:
-        if self._hub and self._hub.poll() is None:
-            self._hub.terminate()
+    def stop_hubs(self) -> None:
+        running = [hub for hub in self._hubs if hub.poll() is None]
+        for hub in running:
+            hub.terminate()
+        for hub in running:
             try:
-                self._hub.wait(10)
+                hub.wait(10)
             except subprocess.TimeoutExpired:
-                self._hub.kill()
-                self._hub.wait(5)
+                hub.kill()
+                hub.wait(5)
+        self._hubs = []
 
     # --- the whole -----------------------------------------------------------------------------
     def start(self, ready_timeout_s: float = 90) -> StackUrls:
@@ -331,7 +339,7 @@ class LocalStack:
                                  stripe_api_key=self.surge.stripe_api_key, stripe_api_base=stripe_url,
                                  elasticsearch_url=self.storage.elasticsearch_url)
             ActorDirectory(owners).ensure_started(timeout_s=60)
-            hub = self._hub_process(rd, db)
+            hub = self.start_hubs(rd, db)
             api = self._serve(db, rd, metrics_url, hub)
             replica = f"http://{self.serve.replica_host}:{self.serve.replica_port}" if self.serve.replica_port else ""
             self.urls = StackUrls(api=api, hub=hub, database=db, redis=rd, stripe=stripe_url, ray=gcs, metrics=metrics_url,

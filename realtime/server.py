@@ -180,7 +180,8 @@ def dump_stamps(hub: Hub, path: str) -> None:
 async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | None = None,
               database_url: str | None = None, origins: list[str] | None = None,
               auth: AuthSettings | None = None, service_token: str | None = None, fanout: str = "raw",
-              stamps_path: str | None = None, stamp_every: int = 100, pass_slice: int = PASS_SLICE) -> None:
+              stamps_path: str | None = None, stamp_every: int = 100, pass_slice: int = PASS_SLICE,
+              reuse_port: bool = False) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
     hub = Hub(snapshot=snapshots(pool) if pool else None, fanout=fanout,
               stamp_every=stamp_every if stamps_path else 0, pass_slice=pass_slice)
@@ -196,8 +197,10 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
     allowed = [*origins, None] if origins else None
     # No permessage-deflate: frames are small JSON, and a zlib context per socket cost ~45 KB of
     # memory and most of the per-frame CPU at 10,000 sockets (loadtests/bench_realtime.py).
+    # reuse_port: several hub processes share the port (SO_REUSEPORT), the kernel spreading new
+    # connections over them; each reads the streams itself, so each delivers every change
     async with serve(handler(hub, gate, feeds), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
-                     origins=allowed, compression=None):
+                     origins=allowed, compression=None, reuse_port=reuse_port):
         log.info("hub listening", extra={"host": host, "port": port})
 
         async def heartbeat() -> None:
@@ -235,6 +238,8 @@ def main() -> None:
     parser.add_argument("--stamps", default=None, help="benchmarks: on SIGUSR1 write [frame, time sent] of a "
                         "sample of clients (one in --stamp-every) to this file")
     parser.add_argument("--stamp-every", type=int, default=100)
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="bind with SO_REUSEPORT, so several hub processes on this host share the port (one per core)")
     args = parser.parse_args()
     settings = HubSettings()
     configure_process(args.log_level, "hub", settings.gc_gen0_threshold)
@@ -242,7 +247,7 @@ def main() -> None:
     serving = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
                   origins=args.allowed_origin, auth=auth, service_token=settings.admin_token,
                   fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every,
-                  pass_slice=args.pass_slice)
+                  pass_slice=args.pass_slice, reuse_port=args.reuse_port)
     (uvloop.run if args.loop == "uvloop" else asyncio.run)(serving)
 
 

@@ -3,6 +3,8 @@ and the hub's fan-out on real loopback sockets whose buffers fill (no stack need
 import asyncio
 import json
 import socket
+import time
+import uuid
 
 import httpx
 import pytest
@@ -178,3 +180,65 @@ async def test_a_rolling_pass_brings_every_socket_the_newest_level_in_order_skip
         assert seqs == sorted(set(seqs)) and seqs[-1] == 60  # in order, never twice, ending at the newest
     # a level arriving mid-pass replaced the one the rest were about to get: every socket skipped some
     assert all(len(seqs) < 60 for seqs in out["received"])
+
+
+async def test_hub_processes_sharing_the_port_split_the_sockets_and_each_delivers_every_change(stack, api, admin_headers,
+                                                                                              server_dir):
+    """SURGE_HUB_PROCESSES=2: two hub processes on one port (SO_REUSEPORT), as `surge up` starts them;
+    each reads the streams itself. Public topics only: these hubs have this test's own secrets."""
+    from cluster.embedded import PortInUse
+    from cluster.local import LocalStack, ensure_port_free
+    from tests.conftest import async_wait_for, free_port
+
+    port = free_port()
+    twin = LocalStack(stack.surge.model_copy(update={"hub_port": port, "hub_processes": 2, "data_dir": server_dir}),
+                      stack.storage, stack.serve, stack.actors, say=lambda m: None)
+    url = twin.start_hubs(stack.urls.redis, stack.urls.database)
+    try:
+        async def up() -> bool:
+            try:
+                async with httpx.AsyncClient() as c:
+                    return (await c.get(url.replace("ws://", "http://") + "/healthz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+        await async_wait_for(up, timeout_s=30, what="the hub processes")
+        with pytest.raises(PortInUse):  # what `surge up` checks first: nobody joins a running hub's port by accident
+            ensure_port_free("127.0.0.1", port, "SURGE_HUB_PORT")
+        sku = f"HP-{uuid.uuid4().hex[:10]}"
+        assert (await api.put(f"/admin/inventory/{sku}", json={"on_hand": 5}, headers=admin_headers)).status_code == 200
+        sockets = [await connect(url, open_timeout=10) for _ in range(32)]
+        try:
+            for ws in sockets:
+                await ws.send(json.dumps({"op": "subscribe", "topics": ["heartbeat", f"product:{sku}"]}))
+            await asyncio.sleep(0)
+            connected_at = time.time()
+
+            async def clients_seen(ws) -> int:  # its own process's count, in a heartbeat sent after all connected
+                while True:
+                    msg = json.loads(await ws.recv())
+                    if msg.get("topic") == "heartbeat" and msg["data"]["time"] > connected_at + 0.2:
+                        return msg["data"]["clients"]
+            async with asyncio.timeout(20):
+                counts = await asyncio.gather(*(clients_seen(ws) for ws in sockets))
+            split = sorted(set(counts))
+            assert max(counts) < len(sockets), counts  # both processes hold some
+            assert (all(counts.count(c) == c for c in split) if len(split) == 2
+                    else counts == [len(sockets) // 2] * len(sockets)), counts
+
+            r = await api.post("/inventory/reservations", json={"owner": "cart:hp", "lines": [{"sku": sku, "quantity": 1}]})
+            assert r.status_code == 201, r.text
+
+            async def level(ws) -> int:
+                while True:
+                    msg = json.loads(await ws.recv())
+                    if msg.get("topic") == f"product:{sku}" and msg["data"]["available"] == 4:
+                        return 4
+            async with asyncio.timeout(20):
+                assert await asyncio.gather(*(level(ws) for ws in sockets)) == [4] * len(sockets)
+        finally:
+            for ws in sockets:
+                await ws.close()
+    finally:
+        hubs = list(twin._hubs)
+        twin.stop_hubs()
+    assert len(hubs) == 2 and all(h.returncode is not None for h in hubs)
