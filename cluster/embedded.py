@@ -25,6 +25,7 @@ import hashlib
 import http.client
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -111,6 +112,42 @@ def _terminate(roots: list[psutil.Process], procs: list[psutil.Process], sig: in
         if not left:
             return
         log.warning("pids %s still alive %gs after %s", [p.pid for p in left], grace, "SIGKILL" if step else sig)
+
+
+# Ports handed out for servers start here, below the kernel's ephemeral range (see `free_port`).
+PORT_FLOOR = 20_000
+_handed_ports: set[int] = set()
+
+
+def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port for a server that is about to start: nothing listens on it, it sits below the kernel's
+    ephemeral range, and this process never hands it out twice.
+
+    Why not port 0's answer: the kernel picks that from the ephemeral range, the range it also takes
+    the local port of every outgoing connection from. Between the choice and the server's bind
+    (seconds, while the rest of a stack starts) an outgoing connection may take it: seen as
+    HAProxy failing to bind a port `surge up` had chosen. Outgoing connections never use ports
+    below that range."""
+    low = _ephemeral_low()
+    if low - PORT_FLOOR < 1000:  # an unusual range: fall back to the kernel's choice
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+    rng = random.SystemRandom()  # not the seeded `random`: tests seed it, and two processes must not agree
+    for _ in range(500):
+        port = rng.randrange(PORT_FLOOR, low)
+        if port not in _handed_ports and port_free(host, port):
+            _handed_ports.add(port)
+            return port
+    raise RuntimeError(f"no free port between {PORT_FLOOR} and {low} on {host}")
 
 
 def port_free(host: str, port: int) -> bool:

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import httpx
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.settings import ActorSettings
-from cluster.embedded import EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse, port_free
+from cluster.embedded import EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse, free_port, port_free
 from cluster.settings import SurgeSettings
 from serve_app.settings import ServeSettings
 from storage.migrate import apply_migrations
@@ -106,11 +105,6 @@ def ensure_port_free(host: str, port: int, setting: str) -> None:
     if not port_free(host, port):
         raise PortInUse(f"port {port} on {host} is already in use by another program; set {setting}")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -41,7 +41,7 @@ import httpx
 import psutil
 
 from loadtests.results import print_results, write_results
-from loadtests.servers import REPO_ROOT, stop_all, surge_up
+from loadtests.servers import REPO_ROOT, free_port, stop_all, surge_up
 from storage.outbox import stream_name
 
 TARGET_P99_MS = 50.0
@@ -101,13 +101,6 @@ def percentile(sorted_vals: list[float], q: float) -> float | None:
     if not sorted_vals:
         return None
     return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * q))]
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def time_to_see(changes: list[tuple[int, float]], receipts: list[tuple[float, int]]) -> tuple[list[float], int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from cluster.embedded import free_port  # noqa: F401 - tests import it from here
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 PER_ADDRESS_LIMITS = ("signin_address", "register", "reset_address", "search")
@@ -33,12 +34,6 @@ def pytest_collection_modifyitems(config, items):
             return 0
         return 2 if item.get_closest_marker("fuzz") else 1
     items.sort(key=order)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 30, interval_s: float = 0.1, what: str = "condition"):

@@ -23,19 +23,13 @@ import pytest
 import redis
 import stripe
 
-from cluster.embedded import (POSTGRES_BIN_PATH, EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey,
+from cluster.embedded import (POSTGRES_BIN_PATH, EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, free_port,
                               LocalStripe, PortInUse)
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def alive(procs: list[psutil.Process]) -> list[psutil.Process]:

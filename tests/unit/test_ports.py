@@ -1,0 +1,44 @@
+"""Ports for servers about to start (cluster.embedded.free_port): loopback sockets only, no servers."""
+from __future__ import annotations
+
+import socket
+
+from cluster import embedded
+from cluster.embedded import PORT_FLOOR, free_port
+
+
+def test_ports_come_from_below_the_ephemeral_range_and_never_twice():
+    low = embedded._ephemeral_low()
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(PORT_FLOOR <= p < low for p in ports)
+
+
+def test_a_port_something_listens_on_is_passed_over(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        nxt = next(p for p in range(PORT_FLOOR + 7919, PORT_FLOOR + 9000)  # free now, for the second draw
+                   if p not in embedded._handed_ports and embedded.port_free("127.0.0.1", p))
+        draws = iter([busy, nxt])
+
+        class Scripted:
+            def randrange(self, lo, hi):
+                return next(draws)
+        monkeypatch.setattr(embedded.random, "SystemRandom", Scripted)
+        monkeypatch.setattr(embedded, "_ephemeral_low", lambda: 65_536)  # let the held port be drawn
+        assert free_port() == nxt
+
+
+def test_an_odd_ephemeral_range_falls_back_to_the_kernels_choice(monkeypatch):
+    monkeypatch.setattr(embedded, "_ephemeral_low", lambda: PORT_FLOOR + 10)
+    port = free_port()
+    assert embedded.port_free("127.0.0.1", port) and port > 0
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel_or_defaults(tmp_path):
+    f = tmp_path / "range"
+    f.write_text("40000\t60999\n")
+    assert embedded._ephemeral_low(str(f)) == 40000
+    assert embedded._ephemeral_low(str(tmp_path / "missing")) == 32_768
