@@ -164,6 +164,17 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def port_in_use(host: str, port: int, setting: str) -> PortInUse:
+    return PortInUse(f"port {port} on {host} is already in use by another program; set {setting}")
+
+
+def ensure_port_free(host: str, port: int, setting: str) -> None:
+    """Refuse a port something else holds, naming the setting that moves it. Needed too for a port
+    bound with SO_REUSEPORT: another stack's listeners on it would otherwise silently share ours."""
+    if not port_free(host, port):
+        raise port_in_use(host, port, setting)
+
+
 class _Embedded:
     name = ""  # names the server in messages, and its directory, log and lock file in data_dir
     port_env = ""  # the setting that moves the port, named in PortInUse
@@ -208,8 +219,7 @@ class _Embedded:
         try:
             self._lock()
             self._stop_leftovers()
-            if not self._port_free():
-                self._port_in_use()
+            ensure_port_free(self.host, self.port, self.port_env)
             self._prepare(deadline)
             with open(self.log_path, "ab") as out:
                 self._log_offset = out.tell()
@@ -262,13 +272,6 @@ class _Embedded:
     def _launcher(self, argv: list[str], uid: int, gid: int) -> list[str]:
         return [_PY, "-I", "-S", "-c", _EXEC, *map(str, (os.getpid(), int(self.stop_signal), uid, gid)), *argv]
 
-    def _port_free(self) -> bool:
-        return port_free(self.host, self.port)
-
-    def _port_in_use(self) -> NoReturn:
-        raise PortInUse(f"port {self.port} on {self.host} is already in use by another program; "
-                        f"set {self.port_env}")
-
     def _lock(self) -> None:
         """Hold data_dir/.<name>.lock while we run the server, so that a second `surge up` on the same data dir
         fails here instead of taking our live server for a leftover and stopping it."""
@@ -308,7 +311,7 @@ class _Embedded:
         except OSError:
             lines = []
         if any("address already in use" in line.lower() for line in lines):
-            self._port_in_use()
+            raise port_in_use(self.host, self.port, self.port_env)
         tail = "".join(f"\n    {line}" for line in lines) or " (nothing)"
         raise EmbeddedStartError(f"{self.name} {what}; the last lines of {self.log_path}:{tail}")
 

@@ -23,7 +23,8 @@ import httpx
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.settings import ActorSettings
-from cluster.embedded import EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse, free_port, port_free
+from cluster.embedded import (EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse,
+                              ensure_port_free, free_port)
 from cluster.settings import SurgeSettings
 from serve_app.settings import ServeSettings
 from storage.migrate import apply_migrations
@@ -97,14 +98,6 @@ def register_localstripe_webhook(stripe_url: str, name: str, url: str, secret: s
     if events is not None:
         body["events"] = events
     httpx.post(f"{stripe_url.rstrip('/')}/_config/webhooks/{name}", json=body, timeout=5).raise_for_status()
-
-
-def ensure_port_free(host: str, port: int, setting: str) -> None:
-    """Refuse a port something else holds. Needed for a port bound with SO_REUSEPORT: another
-    stack's replicas on it would otherwise silently share our connections."""
-    if not port_free(host, port):
-        raise PortInUse(f"port {port} on {host} is already in use by another program; set {setting}")
-
 
 
 @dataclass

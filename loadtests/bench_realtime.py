@@ -42,6 +42,7 @@ import psutil
 
 from loadtests.results import print_results, write_results
 from loadtests.servers import REPO_ROOT, free_port, stop_all, surge_up
+from realtime.hub import PASS_SLICE, ROLL_ABOVE
 from storage.outbox import stream_name
 
 TARGET_P99_MS = 50.0
@@ -415,9 +416,10 @@ def main() -> None:
     p.add_argument("--compression", choices=["deflate", "none"], default="deflate",
                    help="permessage-deflate as browsers offer it (default), or none")
     p.add_argument("--hub-impl", nargs="+", type=impl_arg, default=None, metavar="|".join(IMPLS),
-                   help="run each client count against a bench hub per fan-out implementation (fanout[/loop]), "
-                        "back to back: raw (the hub's default, on uvloop), direct and queued (older paths, on "
-                        "asyncio's loop as they were measured)")
+                   help="run each client count against a bench hub per fan-out implementation "
+                        "(fanout[-whole|-N][/loop]), back to back: raw (the hub's default, on uvloop), direct and "
+                        "queued (older paths, on asyncio's loop as they were measured); -whole: every pass in one go, "
+                        "-N: rolling passes of N sockets a slice")
     p.add_argument("--client", choices=["raw", "websockets"], default="raw",
                    help="client processes: raw asyncio protocol on uvloop (least CPU per frame) or the websockets client")
     p.add_argument("--connect-timeout", type=float, default=180, help="seconds allowed to open all sockets")
@@ -484,9 +486,10 @@ def main() -> None:
                  "on each idle socket's descriptor, on uvloop (queued and direct run on asyncio's loop, as "
                  "they shipped; fanout/loop names another pairing); all read the streams with the same "
                  "dispatcher (a batch's stock levels coalesced per SKU). raw and the others write a topic of "
-                 "more than 2,048 sockets in rolling passes (256 sockets a slice, or raw-N: N; a newer level "
-                 "going to the rest at once); raw-whole is raw with every pass in one go, as before. seen_* = per client and change, the "
-                 "first receipt of that level or a later one - the 201 time (skipped levels included). "
+                 f"more than {ROLL_ABOVE:,} sockets in rolling passes ({PASS_SLICE} sockets a slice, or raw-N: N; "
+                 "a newer level going to the rest at once); raw-whole is raw with every pass in one go, as "
+                 "before. seen_* = per client and change, the first receipt of that level or a later one - "
+                 "the 201 time (skipped levels included). "
                  "req_per_s = matched frames delivered per second."),
     }
     path = write_results("realtime", runs, summary)

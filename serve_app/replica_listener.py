@@ -144,10 +144,9 @@ class ReplicaListener:
                  backlog: int = 2048, metrics=None):
         self.host, self.port, self.backlog = host, port, backlog
         self._edge = ListenerEdge(app, request_timeout_s, max_in_flight, metrics)
-        self._config = uvicorn.Config(self._edge, loop="none",
-                                      http="httptools",
-                                      lifespan="off", log_config=None, access_log=False, proxy_headers=False,
-                                      server_header=False, backlog=backlog, timeout_graceful_shutdown=request_timeout_s)
+        self._config = uvicorn.Config(self._edge, loop="none", http="httptools", lifespan="off", log_config=None,
+                                      access_log=False, proxy_headers=False, server_header=False, backlog=backlog,
+                                      timeout_graceful_shutdown=request_timeout_s)
         self._server = _Server(self._config)
         self._task: asyncio.Task | None = None
 

@@ -30,7 +30,7 @@ def replicas(n: int):
 
 async def held_request(port: int) -> asyncio.StreamWriter:
     """A reservation whose body never comes: in flight in the listener until its socket closes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /inventory/reservations HTTP/1.1\r\nHost: surge\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 200\r\n\r\n")
     await writer.drain()
@@ -47,8 +47,7 @@ async def test_requests_held_in_the_listener_scale_the_api_out_and_their_end_sca
     await asyncio.to_thread(serve.run, build_app(args), name=APP, route_prefix=f"/{APP}", blocking=False)
     writers: list[asyncio.StreamWriter] = []
     try:
-        await async_wait_for(replicas(1), timeout_s=120,
-                             what="the autoscaled Api's first replica")
+        await async_wait_for(replicas(1), timeout_s=120, what="the autoscaled Api's first replica")
         writers = [await held_request(port) for _ in range(12)]  # one replica holds them: 12 / 2 wants 6, max 2
         await async_wait_for(replicas(2), timeout_s=120, interval_s=0.5,
                              what="a second replica for the listener's load")

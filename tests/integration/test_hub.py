@@ -1,5 +1,6 @@
 """The realtime hub process started by the stack: health before upgrade, subscribe, heartbeat ticks;
-and the hub's fan-out on real loopback sockets whose buffers fill (no stack needed)."""
+the hub's fan-out on real loopback sockets whose buffers fill (no stack needed); hub processes
+sharing one port."""
 import asyncio
 import json
 import socket
@@ -13,8 +14,11 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from cluster.embedded import PortInUse, ensure_port_free
+from cluster.local import LocalStack
 from realtime.hub import RESYNC_CODE, Hub
 from realtime.server import handler
+from tests.conftest import async_wait_for, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -186,10 +190,6 @@ async def test_hub_processes_sharing_the_port_split_the_sockets_and_each_deliver
                                                                                               server_dir):
     """SURGE_HUB_PROCESSES=2: two hub processes on one port (SO_REUSEPORT), as `surge up` starts them;
     each reads the streams itself. Public topics only: these hubs have this test's own secrets."""
-    from cluster.embedded import PortInUse
-    from cluster.local import LocalStack, ensure_port_free
-    from tests.conftest import async_wait_for, free_port
-
     port = free_port()
     twin = LocalStack(stack.surge.model_copy(update={"hub_port": port, "hub_processes": 2, "data_dir": server_dir}),
                       stack.storage, stack.serve, stack.actors, say=lambda m: None)

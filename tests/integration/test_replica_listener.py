@@ -8,8 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from cluster.embedded import PortInUse
-from cluster.local import ensure_port_free
+from cluster.embedded import PortInUse, ensure_port_free
 from serve_app.replica_listener import ReplicaListener
 from tests.conftest import free_port
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from serve_app.ratelimit import CLIENT_HOPS_KEY, client_address
 from serve_app.replica_listener import ListenerEdge
+from tests.unit.fakes import ObservedMetrics
 
 pytestmark = pytest.mark.unit
 
@@ -125,19 +126,8 @@ async def test_past_the_in_flight_bound_a_request_is_shed_with_429_before_any_wo
     assert (await run(edge, []))[0]["status"] == 200  # room again
 
 
-class Observed:
-    """What `ApiMetrics.observe_request` was called with."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, str, int]] = []
-
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        assert seconds >= 0
-        self.calls.append((method, route, status))
-
-
 async def test_the_answers_the_edge_makes_itself_are_counted_a_shed_one_under_its_own_label():
-    metrics, release = Observed(), asyncio.Event()
+    metrics, release = ObservedMetrics(), asyncio.Event()
 
     class Routed(Inner):
         async def __call__(self, scope, receive, send):

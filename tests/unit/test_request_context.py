@@ -7,16 +7,9 @@ import asyncio
 import pytest
 
 from serve_app.middleware import RequestContextMiddleware
+from tests.unit.fakes import ObservedMetrics
 
 pytestmark = pytest.mark.unit
-
-
-class Observed:
-    def __init__(self):
-        self.calls: list[tuple[str, str, int]] = []
-
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.calls.append((method, route, status))
 
 
 async def call(app, path: str = "/x") -> list[dict]:
@@ -42,7 +35,7 @@ async def hangs(scope, receive, send):
 
 
 async def test_an_answered_request_is_counted_with_its_status_and_a_cancelled_one_is_not():
-    metrics = Observed()
+    metrics = ObservedMetrics()
     await call(RequestContextMiddleware(answers, max_body_bytes=1024, metrics=metrics))
     assert metrics.calls == [("POST", "unmatched", 201)]
     with pytest.raises(TimeoutError):
@@ -52,7 +45,7 @@ async def test_an_answered_request_is_counted_with_its_status_and_a_cancelled_on
 
 
 async def test_a_request_that_fails_before_answering_is_counted_as_a_500():
-    metrics = Observed()
+    metrics = ObservedMetrics()
 
     async def fails(scope, receive, send):
         raise RuntimeError("boom")
