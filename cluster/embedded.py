@@ -127,6 +127,14 @@ def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
         return 32_768  # Linux's default
 
 
+def _serve_ingress_ranges() -> list[tuple[int, int]]:
+    """The ports Serve's direct ingress gives its replicas (its own settings and defaults): it takes
+    them from the bottom up as replicas start, so 30000 is taken on every run."""
+    return [(int(os.environ.get(f"RAY_SERVE_DIRECT_INGRESS_MIN_{proto}_PORT", lo)),
+             int(os.environ.get(f"RAY_SERVE_DIRECT_INGRESS_MAX_{proto}_PORT", hi)))
+            for proto, lo, hi in (("HTTP", 30_000, 31_000), ("GRPC", 40_000, 41_000))]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port for a server that is about to start: nothing listens on it, it sits below the kernel's
     ephemeral range, and this process never hands it out twice.
@@ -135,15 +143,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     the local port of every outgoing connection from. Between the choice and the server's bind
     (seconds, while the rest of a stack starts) an outgoing connection may take it: seen as
     HAProxy failing to bind a port `surge up` had chosen. Outgoing connections never use ports
-    below that range."""
+    below that range. Nor does it hand out the ports Serve's replicas take for direct ingress."""
     low = _ephemeral_low()
     if low - PORT_FLOOR < 1000:  # an unusual range: fall back to the kernel's choice
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
             sock.bind((host, 0))
             return int(sock.getsockname()[1])
     rng = random.SystemRandom()  # not the seeded `random`: tests seed it, and two processes must not agree
+    serve_ranges = _serve_ingress_ranges()
     for _ in range(500):
         port = rng.randrange(PORT_FLOOR, low)
+        if any(lo <= port <= hi for lo, hi in serve_ranges):
+            continue
         if port not in _handed_ports and port_free(host, port):
             _handed_ports.add(port)
             return port

@@ -24,7 +24,7 @@ import httpx
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.settings import ActorSettings
 from cluster.embedded import (EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse,
-                              ensure_port_free, free_port)
+                              ensure_port_free)
 from cluster.settings import SurgeSettings
 from serve_app.settings import ServeSettings
 from storage.migrate import apply_migrations
@@ -192,7 +192,6 @@ class LocalStack:
 
         env = ingress_env(self.serve)
         os.environ.update(env)
-        metrics_port = free_port()
         if self.surge.ray_address:
             ray.init(address=self.surge.ray_address, namespace=self.actors.namespace,
                            logging_level=logging.WARNING, log_to_driver=False)
@@ -200,13 +199,24 @@ class LocalStack:
             # read by the raylet this ray.init starts (Ray's own setting, `RAY_worker_niceness`)
             os.environ["RAY_worker_niceness"] = str(self.surge.ray_worker_niceness)
             ray.init(namespace=self.actors.namespace, include_dashboard=False,
-                           _node_ip_address="127.0.0.1", _metrics_export_port=metrics_port,
+                           _node_ip_address="127.0.0.1",
                            logging_level=logging.WARNING, log_to_driver=False,
                            runtime_env={"env_vars": env})
             self._ray_started_here = True
         self._started.append(("ray", self._stop_ray))
         gcs = ray.get_runtime_context().gcs_address
-        return gcs, f"http://127.0.0.1:{metrics_port}/metrics"
+        return gcs, self._metrics_agent_url()
+
+    def _metrics_agent_url(self) -> str:
+        """This node's Ray metrics agent, on the port Ray chose. Not one chosen here: a port picked in
+        this process may also have been picked, still unbound, by whoever started this one for one of
+        its servers (seen in CI: Serve's proxy could not bind a port the agent had taken)."""
+        import ray
+
+        node_id = ray.get_runtime_context().get_node_id()
+        node = next(n for n in ray.nodes() if n["NodeID"] == node_id)
+        host = "127.0.0.1" if self._ray_started_here else node["NodeManagerAddress"]
+        return f"http://{host}:{node['MetricsExportPort']}/metrics"
 
     def _stop_ray(self) -> None:
         import ray

@@ -28,7 +28,32 @@ def test_a_port_something_listens_on_is_passed_over(monkeypatch):
                 return next(draws)
         monkeypatch.setattr(embedded.random, "SystemRandom", Scripted)
         monkeypatch.setattr(embedded, "_ephemeral_low", lambda: 65_536)  # let the held port be drawn
+        monkeypatch.setattr(embedded, "_serve_ingress_ranges", lambda: [])  # passed over for being held, only
         assert free_port() == nxt
+
+
+def test_the_ports_serves_replicas_take_are_never_handed_out(monkeypatch):
+    monkeypatch.setenv("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", str(PORT_FLOOR + 100))
+    monkeypatch.setenv("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", str(PORT_FLOOR + 199))
+    nxt = next(p for p in range(PORT_FLOOR + 8000, PORT_FLOOR + 9000)
+               if p not in embedded._handed_ports and embedded.port_free("127.0.0.1", p))
+    draws = iter([PORT_FLOOR + 100, PORT_FLOOR + 150, PORT_FLOOR + 199, nxt])  # both ends of Serve's range
+
+    class Scripted:
+        def randrange(self, lo, hi):
+            return next(draws)
+    monkeypatch.setattr(embedded.random, "SystemRandom", Scripted)
+    assert free_port() == nxt
+
+
+def test_the_serve_ranges_default_to_the_installed_serves(monkeypatch):
+    from ray.serve._private import constants as serve
+
+    for name in ("MIN_HTTP", "MAX_HTTP", "MIN_GRPC", "MAX_GRPC"):
+        monkeypatch.delenv(f"RAY_SERVE_DIRECT_INGRESS_{name}_PORT", raising=False)
+    assert embedded._serve_ingress_ranges() == [
+        (serve.RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT, serve.RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT),
+        (serve.RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT, serve.RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT)]
 
 
 def test_an_odd_ephemeral_range_falls_back_to_the_kernels_choice(monkeypatch):
