@@ -10,6 +10,8 @@ from serve_app.app import api_options
 from serve_app.autoscaling import LISTENER_ONGOING, POLICY, listener_aware_policy
 from serve_app.settings import ServeSettings
 
+pytestmark = pytest.mark.unit
+
 
 def context(replicas: int, serve_requests: float, listener: dict[str, float] | None, target: float = 2) -> AutoscalingContext:
     config = AutoscalingConfig(min_replicas=1, max_replicas=8, target_ongoing_requests=target,

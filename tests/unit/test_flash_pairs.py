@@ -1,7 +1,11 @@
 """flash_pairs' schedule and summary (pure: no Surge is started)."""
 from __future__ import annotations
 
+import pytest
+
 from loadtests.flash_pairs import pair_order, summarise
+
+pytestmark = pytest.mark.unit
 
 
 def test_pairs_alternate_which_side_goes_first():

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from cluster import embedded
 from cluster.embedded import PORT_FLOOR, free_port
+
+pytestmark = pytest.mark.unit
 
 
 def test_ports_come_from_below_the_ephemeral_range_and_never_twice():
