@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-hub-pass bench-checkout bench-search clean
+.PHONY: install up test test-unit test-slow bench bench-flash bench-owner bench-realtime bench-hub-pass bench-hub-gc bench-checkout bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-realtime: install
 # one hub's fan-out pass alone (no Surge) against bare writes to the same 10,000 sockets
 bench-hub-pass: install
 	$(PY) -m loadtests.bench_hub_pass
+
+# one hub's GC pauses through a 10,000-socket connect storm and churn, its heap frozen vs CPython's own policy
+bench-hub-gc: install
+	$(PY) -m loadtests.bench_hub_gc
 
 # cart -> paid through the HTTP API, at a light and a heavy load, on the embedded localstripe and on one
 # with its persistence off (4242 cards; the webhook's arrival is measured from stripe_events;

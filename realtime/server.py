@@ -1,7 +1,8 @@
 """The realtime hub process: a `websockets` server that streams topics to browsers.
 
-Health check before the upgrade (`GET /healthz`), the Origin check, a `heartbeat` topic that ticks
-every second, public `product:{sku}` topics, and private topics authorised by `realtime/access.py`:
+Health check and Prometheus metrics before the upgrade (`GET /healthz`, `GET /metrics`), the Origin
+check, a `heartbeat` topic that ticks every second, public `product:{sku}` topics, and private
+topics authorised by `realtime/access.py`:
 `cart:{id}`, `order:{number}`, `user` (the signed-in user's carts and orders) and `admin` (orders
 feed, stock alerts, sales summaries from the Analytics actor). Everything is fed from the event
 streams the EventRelay fills from the outbox, so nothing is shown that did not commit.
@@ -35,13 +36,14 @@ from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 
 import uvloop
-
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from realtime.access import ACCESS_COOKIE, CART_COOKIE, IDENTITY, Gatekeeper, Identity, user_topic
 from realtime.fanout import EventFanout, Feeds, consume_events, count_views, snapshots
+from realtime.heap import HubMetrics, freeze_survivors
 from realtime.hub import FANOUTS, PASS_SLICE, ROLL_ABOVE, Hub
 from realtime.settings import HubSettings
 from storage.pool import create_pool
@@ -69,6 +71,24 @@ def parse_cookies(header: str | None) -> dict[str, str]:
     except CookieError:
         return {}
     return {name: morsel.value for name, morsel in jar.items()}
+
+
+class HubConnection(ServerConnection):
+    """`websockets`' server connection, freed by reference counting as soon as it closes.
+
+    websockets 17.4 keeps one reference cycle in a closed connection: its Sans-I/O protocol holds
+    its parser, a generator suspended in `Protocol.discard()` whose frame refers back to the
+    protocol. So each closed connection's protocol, reader, logger adapter and ids (~11 objects,
+    ~1.5 KB) waited for the cyclic GC's next full pass, which in a hub holding 10,000 sockets takes
+    0.3-0.5 s and stops everything (README, "The realtime hub"); with the long-lived heap frozen
+    (`freeze_survivors`) they would never be freed at all. Once the connection is lost the protocol
+    is CLOSED and nothing drives its parser again (`receive_eof` is idempotent), so closing the
+    generator is what the generator's own end would have done. websockets' own fixes for the
+    connection's other cycles (its logger adapter, its keepalive task) are the precedent."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.protocol.parser.close()
 
 
 def handler(hub: Hub, gate: Gatekeeper | None = None, feeds: Feeds | None = None):
@@ -163,10 +183,33 @@ def gatekeeper(pool, auth: AuthSettings | None, service_token: str | None) -> Ga
                       order_tokens=OrderTokens(derived_secret(root, ORDER_PURPOSE)) if root else None)
 
 
-def _health(_conn: ServerConnection, request: Request) -> Response | None:
-    if request.path == "/healthz":
-        return Response(HTTPStatus.OK, "OK", Headers([("Content-Type", "text/plain")]), b"ok\n")
-    return None
+def plain_http(metrics: HubMetrics | None = None):
+    """What the hub answers before any upgrade: `GET /healthz`, and `GET /metrics` (Prometheus text)."""
+
+    def answer(_conn: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            return Response(HTTPStatus.OK, "OK", Headers([("Content-Type", "text/plain")]), b"ok\n")
+        if request.path == "/metrics" and metrics is not None:
+            return Response(HTTPStatus.OK, "OK", Headers([("Content-Type", CONTENT_TYPE_LATEST)]),
+                            generate_latest(metrics.registry))
+        return None
+
+    return answer
+
+
+def hub_server(hub: Hub, host: str, port: int, *, gate: Gatekeeper | None = None, feeds: Feeds | None = None,
+               origins: list[str] | None = None, reuse_port: bool = False, metrics: HubMetrics | None = None):
+    """The hub's `websockets` server (an async context manager), as `run` serves it."""
+    # Browsers send Origin: only the store's own pages may open a socket (cross-site websocket
+    # hijacking); clients that send none (services, tests) are let in. No list = any origin.
+    allowed = [*origins, None] if origins else None
+    # No permessage-deflate: frames are small JSON, and a zlib context per socket cost ~45 KB of
+    # memory and most of the per-frame CPU at 10,000 sockets (loadtests/bench_realtime.py).
+    # reuse_port: several hub processes share the port (SO_REUSEPORT), the kernel spreading new
+    # connections over them; each reads the streams itself, so each delivers every change
+    return serve(handler(hub, gate, feeds), host, port, process_request=plain_http(metrics), ping_interval=20,
+                 ping_timeout=20, origins=allowed, compression=None, reuse_port=reuse_port,
+                 create_connection=HubConnection)
 
 
 def dump_stamps(hub: Hub, path: str) -> None:
@@ -181,7 +224,7 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
               database_url: str | None = None, origins: list[str] | None = None,
               auth: AuthSettings | None = None, service_token: str | None = None, fanout: str = "raw",
               stamps_path: str | None = None, stamp_every: int = 100, pass_slice: int = PASS_SLICE,
-              reuse_port: bool = False) -> None:
+              reuse_port: bool = False, gc_freeze_s: float = 0, gc_reclaim_s: float = 0) -> None:
     pool = await create_pool(database_url, min_size=1, max_size=4) if database_url else None
     hub = Hub(snapshot=snapshots(pool) if pool else None, fanout=fanout,
               stamp_every=stamp_every if stamps_path else 0, pass_slice=pass_slice)
@@ -192,15 +235,9 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
     if stamps_path:  # benchmarks: SIGUSR1 writes the sampled send times so far, and starts afresh
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_stamps, hub, stamps_path)
-    # Browsers send Origin: only the store's own pages may open a socket (cross-site websocket
-    # hijacking); clients that send none (services, tests) are let in. No list = any origin.
-    allowed = [*origins, None] if origins else None
-    # No permessage-deflate: frames are small JSON, and a zlib context per socket cost ~45 KB of
-    # memory and most of the per-frame CPU at 10,000 sockets (loadtests/bench_realtime.py).
-    # reuse_port: several hub processes share the port (SO_REUSEPORT), the kernel spreading new
-    # connections over them; each reads the streams itself, so each delivers every change
-    async with serve(handler(hub, gate, feeds), host, port, process_request=_health, ping_interval=20, ping_timeout=20,
-                     origins=allowed, compression=None, reuse_port=reuse_port):
+    metrics = HubMetrics(lambda: hub.connected)
+    async with hub_server(hub, host, port, gate=gate, feeds=feeds, origins=origins, reuse_port=reuse_port,
+                          metrics=metrics):
         log.info("hub listening", extra={"host": host, "port": port})
 
         async def heartbeat() -> None:
@@ -209,12 +246,15 @@ async def run(host: str, port: int, heartbeat_s: float = 1.0, redis_url: str | N
                 await asyncio.sleep(heartbeat_s)
 
         tasks = [asyncio.create_task(heartbeat())]
+        if gc_freeze_s:
+            tasks.append(asyncio.create_task(freeze_survivors(gc_freeze_s, gc_reclaim_s)))
         if redis_url:
             tasks.append(asyncio.create_task(consume_events(EventFanout(hub, pool, feeds), redis_url)))
             tasks.append(asyncio.create_task(count_views(feeds, redis_url)))
         await stop
         for task in tasks:
             task.cancel()
+    metrics.close()
 
 
 def main() -> None:
@@ -247,7 +287,8 @@ def main() -> None:
     serving = run(args.host, args.port, redis_url=args.redis_url, database_url=args.database_url,
                   origins=args.allowed_origin, auth=auth, service_token=settings.admin_token,
                   fanout=args.fanout, stamps_path=args.stamps, stamp_every=args.stamp_every,
-                  pass_slice=args.pass_slice, reuse_port=args.reuse_port)
+                  pass_slice=args.pass_slice, reuse_port=args.reuse_port, gc_freeze_s=settings.hub_gc_freeze_s,
+                  gc_reclaim_s=settings.hub_gc_reclaim_s)
     (uvloop.run if args.loop == "uvloop" else asyncio.run)(serving)
 
 

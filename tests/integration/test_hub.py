@@ -1,7 +1,8 @@
 """The realtime hub process started by the stack: health before upgrade, subscribe, heartbeat ticks;
-the hub's fan-out on real loopback sockets whose buffers fill (no stack needed); hub processes
-sharing one port."""
+the hub's fan-out on real loopback sockets whose buffers fill (no stack needed); closed sockets
+freed from a frozen heap, and the hub's metrics; hub processes sharing one port."""
 import asyncio
+import gc
 import json
 import socket
 import time
@@ -13,11 +14,13 @@ import uvloop
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
+from websockets.server import ServerProtocol
 
 from cluster.embedded import PortInUse, ensure_port_free
 from cluster.local import LocalStack
+from realtime.heap import HubMetrics, freeze_tick
 from realtime.hub import RESYNC_CODE, Hub
-from realtime.server import handler
+from realtime.server import handler, hub_server
 from tests.conftest import async_wait_for, free_port
 
 pytestmark = pytest.mark.integration
@@ -184,6 +187,53 @@ async def test_a_rolling_pass_brings_every_socket_the_newest_level_in_order_skip
         assert seqs == sorted(set(seqs)) and seqs[-1] == 60  # in order, never twice, ending at the newest
     # a level arriving mid-pass replaced the one the rest were about to get: every socket skipped some
     assert all(len(seqs) < 60 for seqs in out["received"])
+
+
+def server_protocols() -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is ServerProtocol)
+
+
+async def test_closed_sockets_are_freed_at_once_even_from_a_frozen_heap_and_the_metrics_show_it():
+    """The hub freezes what survives the young collections (realtime/heap.py); a closed connection
+    must then be freed by reference counting alone, or it would stay frozen. With websockets' own
+    connection class its protocol stayed behind, in a cycle with its parser (HubConnection)."""
+    hub = Hub()
+    metrics = HubMetrics(lambda: hub.connected)
+    gc.collect()
+    gc.disable()  # from here nothing is freed but by reference counting
+    try:
+        async with hub_server(hub, "127.0.0.1", 0, metrics=metrics) as server:
+            port = server.sockets[0].getsockname()[1]
+            sockets = [await connect(f"ws://127.0.0.1:{port}", compression=None) for _ in range(20)]
+            for ws in sockets:
+                await ws.send(json.dumps({"op": "subscribe", "topics": ["product:A"]}))
+                assert json.loads(await ws.recv())["op"] == "subscribed"
+            assert server_protocols() == 20
+            frozen = gc.get_freeze_count()
+            freeze_tick()
+            assert gc.get_freeze_count() - frozen >= 20 * 50  # every connection's objects, out of the GC's scans
+            assert server_protocols() == 0
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            assert "surge_hub_clients 20.0" in text
+            assert 'surge_hub_gc_pause_seconds_count{generation="1"} 1.0' in text  # freeze_tick's young collection
+            shown = next(line for line in text.splitlines() if line.startswith("surge_hub_gc_frozen_objects "))
+            assert float(shown.split()[1]) >= frozen + 20 * 50
+            for ws in sockets:
+                await ws.close()
+
+            async def all_closed() -> bool:
+                return hub.connected == 0
+            await async_wait_for(all_closed, timeout_s=10, what="the hub to see every socket closed")
+            gc.unfreeze()  # whatever of them is still alive is back where the scans see it
+
+            async def freed() -> bool:
+                return server_protocols() == 0
+            await async_wait_for(freed, timeout_s=10, what="the closed connections' protocols to be freed")
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        metrics.close()
 
 
 async def test_hub_processes_sharing_the_port_split_the_sockets_and_each_delivers_every_change(stack, api, admin_headers,
