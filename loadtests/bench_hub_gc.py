@@ -40,19 +40,13 @@ from pathlib import Path
 
 import psutil
 
+from loadtests.bench_hub_pass import rnd
+from loadtests.bench_realtime import percentile, raise_own_nofile
 from loadtests.results import print_results, write_results
 from loadtests.servers import REPO_ROOT, stop_all
 
 TOPIC = "product:GC"
 VARIANTS = ("frozen", "cpython")
-
-
-def rnd(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def percentile(sorted_vals: list[float], q: float) -> float | None:
-    return sorted_vals[min(len(sorted_vals) - 1, int(q * len(sorted_vals)))] if sorted_vals else None
 
 
 class Pauses:
@@ -199,8 +193,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--churner", metavar="URL", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    from loadtests.bench_realtime import raise_own_nofile
-
     raise_own_nofile()
     if args.churner:
         asyncio.run(churn(args.churner, args.churn_rate, args.churn_s, args.hold_s))

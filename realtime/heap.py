@@ -5,7 +5,7 @@ Why: a hub holding 10,000 sockets tracks ~1.1 million objects (~110 per connecti
 `websockets` connection, its tasks and coroutines, its handshake's headers). CPython 3.11 runs a
 full collection whenever the long-lived objects have grown by a quarter since the last one, which
 happens during a connect storm and again and again under churn, and each pass over that heap
-stops the hub for 0.3-0.5 s (README, "The realtime hub"): every socket's next frame waits.
+stops the hub for 0.2-0.5 s (README, "The realtime hub"): every socket's next frame waits.
 
 `freeze_survivors` moves what has survived the young collections into the permanent generation
 (`gc.freeze()`) every `every_s`, so a full pass scans only what arrived since. Frozen objects are
