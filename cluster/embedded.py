@@ -128,8 +128,9 @@ def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
 
 
 def _serve_ingress_ranges() -> list[tuple[int, int]]:
-    """The ports Serve's direct ingress gives its replicas (its own settings and defaults): it takes
-    them from the bottom up as replicas start, so 30000 is taken on every run."""
+    """The ports Serve's direct ingress gives its replicas: it takes them from the bottom up as
+    replicas start, so 30000 is taken on every run. These are Serve's variables, not Surge's
+    settings, read as Serve reads them (its defaults are checked in tests/unit/test_ports.py)."""
     return [(int(os.environ.get(f"RAY_SERVE_DIRECT_INGRESS_MIN_{proto}_PORT", lo)),
              int(os.environ.get(f"RAY_SERVE_DIRECT_INGRESS_MAX_{proto}_PORT", hi)))
             for proto, lo, hi in (("HTTP", 30_000, 31_000), ("GRPC", 40_000, 41_000))]

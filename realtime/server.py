@@ -81,7 +81,7 @@ class HubConnection(ServerConnection):
     protocol. So each closed connection's protocol, reader, logger adapter and ids (~11 objects,
     ~1.5 KB) waited for the cyclic GC's next full pass, which in a hub holding 10,000 sockets takes
     0.2-0.5 s and stops everything (README, "The realtime hub"); with the long-lived heap frozen
-    (`freeze_survivors`) they would never be freed at all. Once the connection is lost the protocol
+    (`freeze_survivors`) they would wait for its next reclaim. Once the connection is lost the protocol
     is CLOSED and nothing drives its parser again (`receive_eof` is idempotent), so closing the
     generator is what the generator's own end would have done. websockets' own fixes for the
     connection's other cycles (its logger adapter, its keepalive task) are the precedent."""
