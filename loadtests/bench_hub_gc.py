@@ -21,9 +21,8 @@ Contract:
   for the churn phase, the delay from each publish to its receipt by the storm's clients (`p50_ms`,
   `p99_ms`, `max_ms`; a GC pause delays every socket's next frame) and `req_per_s` = frames received
   per second; and `cyclic_garbage`, the objects an unfreeze and a full collection then free (for
-  `frozen`, what its freezes kept of closed sockets). Every process started is stopped by pid; each
-  bounds itself (`--max-seconds`).
-  Writes `loadtests/results/hub_gc.json`.
+  `frozen`, what its freezes kept since the last reclaim). Every process started is stopped by
+  pid; each bounds itself (`--max-seconds`). Writes `loadtests/results/hub_gc.json`.
 """
 from __future__ import annotations
 
