@@ -178,7 +178,8 @@ def _refresh_running_owners(surge: SurgeSettings) -> None:
 
 @app.command()
 def status() -> None:
-    """Every owner actor and API replica with its state; exit code 1 when something is down."""
+    """Every owner actor and API replica with its state, and the realtime hub; exit code 1 when
+    something is down."""
     surge, *_ = _settings()
     try:
         run = _connect_ray(surge)
@@ -213,8 +214,32 @@ def status() -> None:
     except Exception as exc:
         down += 1
         table.add_row("serve", "[red]DOWN[/]", type(exc).__name__)
+    if run.get("hub"):
+        ok, detail = hub_status(run["hub"], surge.hub_processes)
+        down += not ok
+        table.add_row(f"hub {run['hub']}", "[green]UP[/]" if ok else "[red]DOWN[/]", detail)
     console.print(table)
     raise typer.Exit(1 if down else 0)
+
+
+def hub_status(hub_url: str, processes: int = 1, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """The realtime hub's health (`/healthz`) and the sockets it holds (`surge_hub_clients` on its
+    `/metrics`). Processes sharing the port (SO_REUSEPORT) answer one at a time: the figure is the
+    answering one's."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base = hub_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
+    try:
+        with httpx.Client(timeout=timeout_s) as client:
+            client.get(f"{base}/healthz").raise_for_status()
+            text = client.get(f"{base}/metrics").text
+    except httpx.HTTPError as exc:
+        return False, type(exc).__name__
+    clients = next((int(s.value) for f in text_string_to_metric_families(text) if f.name == "surge_hub_clients"
+                    for s in f.samples), None)
+    detail = "clients unknown" if clients is None else f"{clients} clients"
+    return True, detail + (f" (one of {processes} processes)" if processes > 1 else "")
 
 
 @app.command()

@@ -1,10 +1,13 @@
 """The `surge` CLI against the shared stack: status, seed (with running owners adopting new SKUs)."""
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +29,20 @@ def test_status_lists_every_owner_and_the_api_deployment_as_up(stack):
         assert f"actor inventory-{i}" in out.stdout
     assert "actor relay-0" in out.stdout and "actor notifier-0" in out.stdout
     assert "deployment surge/Api" in out.stdout and "DOWN" not in out.stdout
+    hub_row = next(line for line in out.stdout.splitlines() if f"hub {stack.urls.hub}" in line)
+    assert "UP" in hub_row and " clients" in hub_row  # read from the hub's own /metrics
+
+
+def test_status_reports_a_hub_that_does_not_answer_and_exits_non_zero(stack, tmp_path):
+    run = json.loads((stack.data_dir / "run.json").read_text())
+    run["hub"] = f"ws://127.0.0.1:{free_port()}"  # the same Surge, but nothing listens where its hub should be
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    env = {**cli_env(stack), "SURGE_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([SURGE, "status"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    hub_row = next(line for line in out.stdout.splitlines() if f"hub {run['hub']}" in line)
+    assert "DOWN" in hub_row
+    assert "deployment surge/Api" in out.stdout and out.stdout.count("DOWN") == 1  # the rest is up
 
 
 def test_status_exits_non_zero_when_surge_is_not_running(tmp_path):
