@@ -260,6 +260,7 @@ class InventoryShard:
 
     # --- expiry ----------------------------------------------------------------------------
     async def _expiry_loop(self) -> None:
+        keep_s = self.config.settings.settled_reservations_keep_s
         while True:
             await self._ready.wait()
             nxt = self.ledger.next_expiry()
@@ -267,6 +268,8 @@ class InventoryShard:
             await asyncio.sleep(wait)
             if not self._ready.is_set():
                 continue
+            if keep_s:  # each turn (about a second) forgets what settled in a second, keep_s ago
+                self.ledger.forget_settled(time.time() - keep_s)
             result = self.ledger.expire_due(time.time())
             if result.expired:
                 try:

@@ -30,6 +30,11 @@ class ActorSettings(BaseSettings):
     # deletes them, checking every `outbox_prune_every_s`; 0 keeps them forever.
     outbox_retention_s: float = Field(default=7 * 86400, ge=0)
     outbox_prune_every_s: float = Field(default=300.0, gt=0)
+    # An inventory shard forgets settled reservations this long after they settled (released,
+    # expired, committed without a customer: those a restart would not load either), so its memory
+    # and GC work stay bounded in a store that runs for weeks; a retry of a forgotten id is a new
+    # reservation, as after a restart. 0: never forget.
+    settled_reservations_keep_s: float = Field(default=3600.0, ge=0)
     # Young-generation GC threshold of the API replicas and owner actors (storage/runtime.py); 0: Python's 700.
     gc_gen0_threshold: int = Field(default=10_000, ge=0)
     # checkout: how long an order waits for its payment before it is cancelled and its stock released

@@ -26,13 +26,16 @@ Every call returns the events it caused: the reservation or adjustment fact firs
 SKU it changed a `StockLevelChanged` and any crossing of that SKU's `available`: `LowStock` (down
 across the threshold but not to zero), `SoldOut` (to zero), `BackInStock` (up from zero).
 
-Settled reservations stay in memory, so a late retry of their id is still recognised; a restart
-(`from_rows`) keeps only the rows the shell chooses to load.
+Settled reservations stay in memory, so a late retry of their id is still recognised, until
+`forget_settled` drops those a restart would not load either (released, expired, and committed
+without a customer): a retry of a forgotten id is then treated as new, as after a restart. Held
+reservations and committed ones with a customer (per-customer caps count them) are never forgotten.
 """
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -202,7 +205,8 @@ class Ledger:
     that customer's reservations (carts and orders alike).
     """
 
-    __slots__ = ("_skus", "_reservations", "_customer_units", "_expiry_heap", "_dirty_skus", "_dirty_reservations")
+    __slots__ = ("_skus", "_reservations", "_customer_units", "_expiry_heap", "_dirty_skus", "_dirty_reservations",
+                 "_forgettable")
 
     def __init__(self) -> None:
         self._skus: dict[str, SkuStock] = {}
@@ -211,6 +215,7 @@ class Ledger:
         self._expiry_heap: list[tuple[float, str]] = []  # (expires_at, id); stale entries skipped
         self._dirty_skus: dict[str, None] = {}  # dicts as ordered sets
         self._dirty_reservations: dict[str, None] = {}
+        self._forgettable: deque[tuple[float, str]] = deque()  # (settled at, id), in the order they settled
 
     # reading
 
@@ -428,6 +433,20 @@ class Ledger:
                 expired.append(rid)
         return ExpireResult(expired, events)
 
+    def forget_settled(self, before: float) -> list[str]:
+        """Drop from memory the settled reservations a restart would not load (released, expired,
+        committed without a customer) that settled before `before`; returns their ids. Stops at one
+        whose row is not drained yet (its final state is still to be written)."""
+        queue, reservations, dirty = self._forgettable, self._reservations, self._dirty_reservations
+        gone: list[str] = []
+        while queue and queue[0][0] < before and queue[0][1] not in dirty:
+            _, rid = queue.popleft()
+            res = reservations.get(rid)
+            if res is not None and _forgettable(res):
+                del reservations[rid]
+                gone.append(rid)
+        return gone
+
     # persistence
 
     def drain_dirty(self) -> DirtyRows:
@@ -483,10 +502,13 @@ class Ledger:
             ledger._reservations[rid] = res
             if state is HELD:
                 ledger._expiry_heap.append((expires_at, rid))
+            elif _forgettable(res):
+                ledger._forgettable.append((res.updated_at, rid))
             if customer_id is not None and (state is HELD or state is COMMITTED):
                 for sku, qty in lines:
                     units[(customer_id, sku)] = units.get((customer_id, sku), 0) + qty
         heapq.heapify(ledger._expiry_heap)
+        ledger._forgettable = deque(sorted(ledger._forgettable))
         return ledger
 
     def adopt(self, other: Ledger) -> list[str]:
@@ -502,6 +524,8 @@ class Ledger:
                 self._reservations[rid] = res
                 if res.state is HELD:
                     heapq.heappush(self._expiry_heap, (res.expires_at, rid))
+                elif _forgettable(res):
+                    self._forgettable.append((res.updated_at, rid))  # out of order at worst: forgotten later
         for (customer, sku), units in other._customer_units.items():
             if sku in fresh:
                 self._customer_units[(customer, sku)] = self._customer_units.get((customer, sku), 0) + units
@@ -558,6 +582,8 @@ class Ledger:
         res.updated_at = now
         self._dirty_reservations[res.reservation_id] = None
         rid, owner, customer_id, lines = res.reservation_id, res.owner, res.customer_id, res.lines
+        if state is not COMMITTED or customer_id is None:
+            self._forgettable.append((now, rid))
         if state is COMMITTED:
             events.append(StockCommitted(rid, owner, customer_id, lines, now))
         elif state is RELEASED:
@@ -597,6 +623,11 @@ class Ledger:
                 events.append(SoldOut(sku, now))
             elif before == 0:
                 events.append(BackInStock(sku, after, now))
+
+
+def _forgettable(res: Reservation) -> bool:
+    """Settled, and not one a restart loads: caps count a customer's committed units."""
+    return res.state is RELEASED or res.state is EXPIRED or (res.state is COMMITTED and res.customer_id is None)
 
 
 def _normalize_lines(lines: Iterable[tuple[str, int]] | Mapping[str, int]) -> Lines:

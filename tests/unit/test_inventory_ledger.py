@@ -484,6 +484,29 @@ def _sorted_rows(rows):
     )
 
 
+def test_settled_reservations_a_restart_would_not_load_are_forgotten_and_their_ids_start_afresh():
+    ledger = make_ledger(("A", 10, 0, 5))
+    ledger.reserve("held", "cart:1", [("A", 1)], 600, T0)
+    ledger.reserve("released", "cart:2", [("A", 1)], 600, T0)
+    ledger.reserve("expired", "cart:3", [("A", 1)], 5, T0)
+    ledger.reserve("guest-sale", "order:4", [("A", 1)], 600, T0)
+    ledger.reserve("customer-sale", "order:5", [("A", 2)], 600, T0, customer_id="c")
+    ledger.release("released", T0 + 1)
+    ledger.commit("guest-sale", T0 + 2)
+    ledger.commit("customer-sale", T0 + 3)
+    ledger.expire_due(T0 + 10)
+    assert ledger.forget_settled(T0 + 100) == []  # their final rows are not written yet
+    ledger.drain_dirty()
+    assert ledger.forget_settled(T0 + 2) == ["released"]  # only what settled before `before`
+    assert ledger.forget_settled(T0 + 100) == ["guest-sale", "expired"]  # in the order they settled
+    assert ledger.reservation("held").state is ReservationState.HELD
+    assert ledger.reservation("customer-sale").state is ReservationState.COMMITTED  # caps count it
+    assert ledger.customer_units("c", "A") == 2 and ledger.check_invariants() == []
+    again = ledger.reserve("released", "cart:2", [("A", 1)], 600, T0 + 200)
+    assert again.ok and not again.replayed and ledger.reservation("released").state is ReservationState.HELD
+    assert available(ledger, "A") == 10 - 1 - 1 - 2 - 1  # held, guest sale, customer sale, the new hold
+
+
 def test_rebuild_from_rows_gives_the_same_state():
     tables = FakeTables()
     ledger = Ledger()
@@ -599,6 +622,7 @@ class LedgerAgainstAModel(RuleBasedStateMachine):
     def settle(self, rid, state):
         r = self.res[rid]
         r["state"] = state
+        r["settled_at"] = self.now
         for sku, qty in r["lines"]:
             self.stock[sku]["reserved"] -= qty
             if state == "committed":
@@ -743,6 +767,22 @@ class LedgerAgainstAModel(RuleBasedStateMachine):
             self.stock[sku]["on_hand"] += delta
             self.stock[sku]["received"] += delta
         self.check_events(result.events, before, levels_before)
+
+    @rule(age=st.sampled_from([0.0, 5.0, 30.0]))
+    def old_settled_reservations_are_forgotten(self, age):
+        self.tables.write(self.ledger.drain_dirty())  # the shard's flushes have written them by then
+        before = self.now - age
+        gone = self.ledger.forget_settled(before)
+        # exactly what a restart would not load either: released, expired, committed without a customer
+        assert sorted(gone) == sorted(
+            rid for rid, r in self.res.items()
+            if (r["state"] in ("released", "expired") or (r["state"] == "committed" and r["customer"] is None))
+            and r["settled_at"] < before)
+        for rid in gone:
+            assert self.ledger.reservation(rid) is None
+            del self.res[rid]  # a retry of this id is now a new reservation, as after a restart
+            for key in [k for k in self.tables.lines if k[0] == rid]:
+                del self.tables.lines[key]  # nor would a restart load it
 
     @rule()
     def persist_and_restart(self):
