@@ -26,7 +26,8 @@ from typing import Any
 
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.domain import events as ev
-from actors.domain.errors import CartEmpty, CouponInvalid, IdempotencyConflict, NotFound, SurgeError, ValidationFailed, error_for
+from actors.domain.errors import (CartEmpty, CouponInvalid, ErrorCode, IdempotencyConflict, NotFound, SurgeError,
+                                  ValidationFailed, error_for)
 from actors.domain.order import OrderStatus
 from actors.domain.pricing import Coupon, PricedLine, ShippingMethod, quote
 from actors.inventory_client import InventoryClient
@@ -229,6 +230,13 @@ class OrderPipeline(OrderLifecycle):
         committed: list[str] = []
         for rid in row["reservation_ids"]:
             result = await self.inventory.commit(rid, skus)
+            if not result["ok"] and result["code"] == ErrorCode.RESERVATION_NOT_FOUND.value:
+                # committed before (this saga stopped before marking the order paid), and its owner no
+                # longer remembers that sale: a restarted owner loads none without a customer, a running
+                # one forgets them after `settled_reservations_keep_s`. The database remembers.
+                async with self.pool.acquire() as conn:
+                    if await order_store.reservation_committed(conn, rid):
+                        result = {"ok": True, "code": None, "state": "committed"}
             if not result["ok"]:
                 # a hold ran out before the money came: refund, put back what the holds committed before
                 # this one already sold, and release whatever is still held

@@ -154,6 +154,12 @@ async def committed_lines(conn, reservation_ids: list[str]) -> list[asyncpg.Reco
                             "and state = 'committed'", reservation_ids)
 
 
+async def reservation_committed(conn, reservation_id: str) -> bool:
+    """Every line of this reservation is committed (sold), as written by its inventory owners."""
+    return bool(await conn.fetchval("select bool_and(state = 'committed') from reservation_lines "
+                                    "where reservation_id = $1", reservation_id))
+
+
 async def release_coupon(conn, order_id: int) -> None:
     code = await conn.fetchval("delete from coupon_redemptions where order_id = $1 returning code", order_id)
     if code is not None:

@@ -101,6 +101,47 @@ async def test_three_d_secure_then_refresh_marks_paid(shopper, api, db, admin_he
     assert (await level(api, sku))["sold"] == 1
 
 
+async def test_a_payment_whose_committed_hold_its_owner_no_longer_remembers_still_marks_the_order_paid(
+        shopper, api, db, admin_headers, stack, directory):
+    """The saga committed the order's hold, then stopped before marking the order paid; meanwhile the
+    inventory owner forgot that sale (a restarted owner loads no sale without a customer; a running one
+    forgets it after SURGE_SETTLED_RESERVATIONS_KEEP_S). When the payment is seen again the order must be
+    paid from what the database says was sold, not refunded because the owner answers not found."""
+    from actors.inventory_client import InventoryClient
+    from actors.payments import PaymentGateway
+
+    sku = await make_product(db, api, admin_headers, price_minor=1200)
+    await shopper.post("/cart/items", json={"sku": sku})
+    r = await shopper.post("/checkout", json=checkout_body(card=THREE_DS_CARD), headers={"Idempotency-Key": key()})
+    assert r.status_code == 202, r.text
+    order = r.json()
+    rids = await db.fetchval("select reservation_ids from orders where number = $1", order["number"])
+    inventory = InventoryClient(directory, soldout_ttl_s=0)
+    for rid in rids:  # what the saga did before it stopped
+        assert (await inventory.commit(rid, [sku]))["ok"]
+    index = shard_for(sku, directory.shard_count("inventory"))
+    before = (await directory.call("inventory", index, "ping"))["pid"]
+    ray.kill(directory.handle("inventory", index), no_restart=False)
+
+    async def restarted():
+        try:
+            return (await directory.call("inventory", index, "ping"))["pid"] != before
+        except Exception:  # noqa: BLE001 - still restarting
+            return False
+    await async_wait_for(restarted, timeout_s=60, what="a new inventory owner process")
+    assert (await inventory.commit(rids[0], [sku]))["code"] == "reservation_not_found"  # the case under test
+    gateway = PaymentGateway("sk_test_surge_local", api_base=stack.urls.stripe)
+    try:
+        await gateway.complete_test_authentication(order["next_action"]["payment_intent_id"],
+                                                   order["next_action"]["client_secret"], success=True)
+    finally:
+        await gateway.aclose()
+    r = await shopper.post(f"/orders/{order['number']}/payment/refresh", headers={"X-Order-Token": order["order_token"]})
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    lv = await level(api, sku)
+    assert (lv["sold"], lv["reserved"]) == (1, 0)  # sold once, nothing held, nothing put back
+
+
 async def test_twenty_concurrent_submits_with_one_key_make_one_order_and_one_payment(stack, shopper, api, db, admin_headers):
     sku = await make_product(db, api, admin_headers, on_hand=5)
     await shopper.post("/cart/items", json={"sku": sku, "quantity": 2})
