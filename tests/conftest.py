@@ -61,6 +61,22 @@ async def async_wait_for(predicate, timeout_s: float = 30, interval_s: float = 0
         await asyncio.sleep(interval_s)
 
 
+async def restart_owner(directory, kind: str, index: int, timeout_s: float = 60) -> None:
+    """Kill an owner actor's process (Ray restarts it: max_restarts=-1) and wait for the new one, which
+    has loaded its slice from Postgres again."""
+    import ray
+
+    before = (await directory.call(kind, index, "ping"))["pid"]
+    ray.kill(directory.handle(kind, index), no_restart=False)
+
+    async def restarted():
+        try:
+            return (await directory.call(kind, index, "ping"))["pid"] != before
+        except Exception:  # noqa: BLE001 - still restarting
+            return False
+    await async_wait_for(restarted, timeout_s=timeout_s, what=f"a new {kind} owner process")
+
+
 @pytest.fixture
 def server_dir():
     """A data dir for embedded servers. Not under pytest's tmp root: pytest keeps that 0700, and the

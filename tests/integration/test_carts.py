@@ -4,9 +4,8 @@ import asyncio
 
 import httpx
 import pytest
-import ray
 
-from tests.conftest import async_wait_for
+from tests.conftest import async_wait_for, restart_owner
 from tests.integration.shop import make_product
 
 pytestmark = pytest.mark.integration
@@ -146,13 +145,7 @@ async def test_cart_survives_its_owner_being_killed(shopper, api, db, admin_head
     cart = (await shopper.post("/cart/items", json={"sku": sku, "quantity": 4})).json()
     from actors.routing import shard_for
 
-    index = shard_for(cart["id"], directory.shard_count("cart"))
-    before = (await directory.call("cart", index, "ping"))["pid"]
-    ray.kill(directory.handle("cart", index), no_restart=False)
-
-    async def restarted():
-        return (await directory.call("cart", index, "ping"))["pid"] != before
-    await async_wait_for(restarted, timeout_s=60, what="a new cart owner process")
+    await restart_owner(directory, "cart", shard_for(cart["id"], directory.shard_count("cart")))
     r = await shopper.get("/cart")  # loaded from Postgres by the new process
     assert r.status_code == 200
     view = r.json()

@@ -7,7 +7,7 @@ import ray
 import stripe
 
 from actors.routing import shard_for
-from tests.conftest import async_wait_for
+from tests.conftest import async_wait_for, restart_owner
 from tests.integration.shop import DECLINED_CARD, THREE_DS_CARD, checkout_body, key, make_product
 
 pytestmark = pytest.mark.integration
@@ -119,16 +119,7 @@ async def test_a_payment_whose_committed_hold_its_owner_no_longer_remembers_stil
     inventory = InventoryClient(directory, soldout_ttl_s=0)
     for rid in rids:  # what the saga did before it stopped
         assert (await inventory.commit(rid, [sku]))["ok"]
-    index = shard_for(sku, directory.shard_count("inventory"))
-    before = (await directory.call("inventory", index, "ping"))["pid"]
-    ray.kill(directory.handle("inventory", index), no_restart=False)
-
-    async def restarted():
-        try:
-            return (await directory.call("inventory", index, "ping"))["pid"] != before
-        except Exception:  # noqa: BLE001 - still restarting
-            return False
-    await async_wait_for(restarted, timeout_s=60, what="a new inventory owner process")
+    await restart_owner(directory, "inventory", shard_for(sku, directory.shard_count("inventory")))
     assert (await inventory.commit(rids[0], [sku]))["code"] == "reservation_not_found"  # the case under test
     gateway = PaymentGateway("sk_test_surge_local", api_base=stack.urls.stripe)
     try:

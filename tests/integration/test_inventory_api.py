@@ -119,24 +119,13 @@ async def test_an_adjustment_with_an_idempotency_key_is_applied_once_however_oft
 
 async def test_an_adjustment_retried_after_its_owner_restarted_is_not_applied_again(api, admin_headers, directory):
     """The key is checked against what was committed, not only against the owner's memory."""
-    import ray
-
     from actors.routing import shard_for
-    from tests.conftest import async_wait_for
+    from tests.conftest import restart_owner
 
     sku = await make_sku(api, admin_headers, 10)
     key = {"Idempotency-Key": f"restock-{uuid.uuid4().hex}", **admin_headers}
     assert (await api.post(f"/admin/inventory/{sku}/adjust", json={"delta": 3, "reason": "r"}, headers=key)).status_code == 200
-    index = shard_for(sku, directory.shard_count("inventory"))
-    before = (await directory.call("inventory", index, "ping"))["pid"]
-    ray.kill(directory.handle("inventory", index), no_restart=False)
-
-    async def restarted():
-        try:
-            return (await directory.call("inventory", index, "ping"))["pid"] != before
-        except Exception:  # noqa: BLE001 - still restarting
-            return False
-    await async_wait_for(restarted, timeout_s=60, what="a new inventory owner process")
+    await restart_owner(directory, "inventory", shard_for(sku, directory.shard_count("inventory")))
     again = await api.post(f"/admin/inventory/{sku}/adjust", json={"delta": 3, "reason": "r"}, headers=key)
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true" and again.json()["on_hand"] == 13
 
