@@ -162,6 +162,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free port between {PORT_FLOOR} and {low} on {host}")
 
 
+def stop_processes(procs: list[subprocess.Popen], grace_s: float = 60) -> None:
+    """Stop processes we started, all at once (each may write its results as it exits): SIGTERM to
+    every one still running, then wait for each, SIGKILL past `grace_s`."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def port_free(host: str, port: int) -> bool:
     """Nothing listens on host:port. SO_REUSEADDR like the servers: a TIME_WAIT socket is no conflict;
     a listener is, even one bound with SO_REUSEPORT (the probe does not set it)."""

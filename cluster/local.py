@@ -24,7 +24,7 @@ import httpx
 from actors.directory import ActorDirectory, OwnerConfig
 from actors.settings import ActorSettings
 from cluster.embedded import (EmbeddedPostgres, EmbeddedStartError, EmbeddedValkey, LocalStripe, PortInUse,
-                              ensure_port_free)
+                              ensure_port_free, stop_processes)
 from cluster.settings import SurgeSettings
 from serve_app.settings import ServeSettings
 from storage.migrate import apply_migrations
@@ -303,15 +303,7 @@ class LocalStack:
         return [*(f"http://{host}:{p}" for p in ports for host in ("127.0.0.1", "localhost")), *self.surge.hub_allowed_origins]
 
     def stop_hubs(self) -> None:
-        running = [hub for hub in self._hubs if hub.poll() is None]
-        for hub in running:
-            hub.terminate()
-        for hub in running:
-            try:
-                hub.wait(10)
-            except subprocess.TimeoutExpired:
-                hub.kill()
-                hub.wait(5)
+        stop_processes(self._hubs, grace_s=10)
         self._hubs = []
 
     # --- the whole -----------------------------------------------------------------------------

@@ -16,8 +16,8 @@ class SurgeSettings(BaseSettings):
     hub_host: str = "127.0.0.1"
     hub_port: int = Field(default=8765, ge=1, le=65535)
     # Hub processes sharing hub_port (SO_REUSEPORT; the kernel spreads new sockets over them): one per
-    # core a node gives the hub. Each holds fewer sockets, so its passes and its garbage collections
-    # are shorter (a full collection at 10,000 sockets stops a hub for 0.3-0.5 s: README).
+    # core a node gives the hub. Each holds fewer sockets, so its passes are shorter, and so is the
+    # full garbage collection of its periodic reclaim (0.2-0.34 s at 10,000 sockets: README).
     hub_processes: int = Field(default=1, ge=1, le=64)
     # Origins whose pages may open hub sockets, besides the API's own (comma-separated in the env).
     hub_allowed_origins: list[str] = Field(default_factory=list)

@@ -42,25 +42,21 @@ import psutil
 from loadtests.bench_hub_pass import rnd
 from loadtests.bench_realtime import percentile, raise_own_nofile
 from loadtests.results import print_results, write_results
-from loadtests.servers import REPO_ROOT, stop_all
+from cluster.embedded import stop_processes
+from loadtests.servers import REPO_ROOT
 
 TOPIC = "product:GC"
 VARIANTS = ("frozen", "cpython")
 
 
 class Pauses:
-    """Every cyclic GC pass of this process: (generation, seconds)."""
+    """Every cyclic GC pass of this process: (generation, seconds), timed by the hub's own `GcPauses`."""
 
     def __init__(self) -> None:
-        self.passes: list[tuple[int, float]] = []
-        self._started = 0.0
-        gc.callbacks.append(self._on_gc)
+        from realtime.heap import GcPauses
 
-    def _on_gc(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.passes.append((info["generation"], time.perf_counter() - self._started))
+        self.passes: list[tuple[int, float]] = []
+        self._timer = GcPauses(lambda generation, s: self.passes.append((generation, s)))
 
     def take(self) -> dict:
         passes, self.passes = self.passes, []
@@ -160,7 +156,7 @@ async def variant(args: argparse.Namespace) -> dict:
             gc.collect()
             out["churn"]["cyclic_garbage"] = tracked - len(gc.get_objects())
         finally:
-            stop_all([c for c in (*children, churner) if c is not None], grace_s=30)
+            stop_processes([c for c in (*children, churner) if c is not None], grace_s=30)
             for task in tasks:
                 task.cancel()
     delays = []
@@ -211,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             child.wait(args.max_seconds + 60)
         finally:
-            stop_all([child], grace_s=30)
+            stop_processes([child], grace_s=30)
         run = {**json.loads(out.read_text()), "round": i // 2 + 1}
         s, c = run["storm"], run["churn"]
         print(f"  {name} (round {run['round']}): storm {s['seconds']} s, {s['full_passes']} full GC passes "

@@ -41,7 +41,8 @@ from websockets.asyncio.server import serve
 
 from loadtests.bench_realtime import percentile, raise_own_nofile
 from loadtests.results import print_results, write_results
-from loadtests.servers import REPO_ROOT, stop_all
+from cluster.embedded import stop_processes
+from loadtests.servers import REPO_ROOT
 from realtime.hub import Hub, Outgoing
 from realtime.server import handler
 
@@ -108,7 +109,7 @@ async def one_impl(impl: str, clients: int, passes: int, procs: int, max_seconds
             await asyncio.sleep(2)  # the last frames arrive
             client_cpu_ms = (client_cpu_s(children) - clients_cpu) * 1000 / passes
         finally:
-            stop_all(children, grace_s=30)
+            stop_processes(children, grace_s=30)
     latency = []
     for i in range(procs):
         path = work / f"p{i}.json"

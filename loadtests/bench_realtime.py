@@ -41,7 +41,8 @@ import httpx
 import psutil
 
 from loadtests.results import print_results, write_results
-from loadtests.servers import REPO_ROOT, free_port, stop_all, surge_up
+from cluster.embedded import free_port, stop_processes
+from loadtests.servers import REPO_ROOT, surge_up
 from realtime.hub import PASS_SLICE, ROLL_ABOVE
 from storage.outbox import stream_name
 
@@ -306,7 +307,7 @@ def one_run(surge, hub: psutil.Process, hub_url: str, clients: int, procs: int, 
         sent_ms = hub_stamps(hub, stamps, done)
         xadd_ms = stream_times(redis_url, sku, t_changes, done)
     finally:
-        stop_all(children, grace_s=60)
+        stop_processes(children, grace_s=60)
         http.close()
 
     latencies: list[float] = []

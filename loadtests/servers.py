@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.embedded import free_port
+from cluster.embedded import free_port, stop_processes
 
 SURGE = str(Path(sys.executable).parent / "surge")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -124,26 +124,6 @@ def start_baseline(port: int, dsn: str | None = None) -> subprocess.Popen[bytes]
     return proc
 
 
-def stop_all(procs: list[subprocess.Popen], grace_s: float = 60) -> None:
-    """Stop processes we started, all at once (each may write its results as it exits): SIGTERM to
-    every one, then wait for each, SIGKILL past `grace_s`."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a process we started: SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    stop_processes([proc], grace_s=10)

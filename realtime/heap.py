@@ -49,6 +49,27 @@ async def freeze_survivors(every_s: float, reclaim_every_s: float, clock: Callab
             reclaimed = clock()
 
 
+class GcPauses:
+    """Times every cyclic GC pass of this process (`gc.callbacks`) and hands `on_pause` its
+    generation and how long it stopped the process, in seconds."""
+
+    def __init__(self, on_pause: Callable[[int, float], None]):
+        self._on_pause = on_pause
+        self._started: float | None = None
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self._on_pause(info["generation"], time.perf_counter() - self._started)
+            self._started = None
+
+    def close(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+
 class HubMetrics:
     """The hub process's Prometheus metrics, its own registry (several hubs may share a test
     process), served by the hub at `GET /metrics`: sockets held, each GC pass's pause by
@@ -63,16 +84,7 @@ class HubMetrics:
               registry=self.registry).set_function(gc.get_freeze_count)
         self.gc_pause = Histogram("surge_hub_gc_pause_seconds", "Time the hub stood still in each cyclic GC pass.",
                                   ["generation"], buckets=GC_PAUSE_BUCKETS, registry=self.registry)
-        self._started: float | None = None
-        gc.callbacks.append(self._on_gc)
-
-    def _on_gc(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        elif self._started is not None:
-            self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - self._started)
-            self._started = None
+        self._pauses = GcPauses(lambda generation, s: self.gc_pause.labels(str(generation)).observe(s))
 
     def close(self) -> None:
-        if self._on_gc in gc.callbacks:
-            gc.callbacks.remove(self._on_gc)
+        self._pauses.close()

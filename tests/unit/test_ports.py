@@ -11,6 +11,16 @@ from cluster.embedded import PORT_FLOOR, free_port
 pytestmark = pytest.mark.unit
 
 
+def script_draws(monkeypatch, *ports: int) -> None:
+    """free_port's random draws, in this order."""
+    draws = iter(ports)
+
+    class Scripted:
+        def randrange(self, lo, hi):
+            return next(draws)
+    monkeypatch.setattr(embedded.random, "SystemRandom", Scripted)
+
+
 def test_ports_come_from_below_the_ephemeral_range_and_never_twice():
     low = embedded._ephemeral_low()
     ports = [free_port() for _ in range(300)]
@@ -25,12 +35,7 @@ def test_a_port_something_listens_on_is_passed_over(monkeypatch):
         busy = taken.getsockname()[1]
         nxt = next(p for p in range(PORT_FLOOR + 7919, PORT_FLOOR + 9000)  # free now, for the second draw
                    if p not in embedded._handed_ports and embedded.port_free("127.0.0.1", p))
-        draws = iter([busy, nxt])
-
-        class Scripted:
-            def randrange(self, lo, hi):
-                return next(draws)
-        monkeypatch.setattr(embedded.random, "SystemRandom", Scripted)
+        script_draws(monkeypatch, busy, nxt)
         monkeypatch.setattr(embedded, "_ephemeral_low", lambda: 65_536)  # let the held port be drawn
         monkeypatch.setattr(embedded, "_serve_ingress_ranges", lambda: [])  # passed over for being held, only
         assert free_port() == nxt
@@ -41,12 +46,7 @@ def test_the_ports_serves_replicas_take_are_never_handed_out(monkeypatch):
     monkeypatch.setenv("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", str(PORT_FLOOR + 199))
     nxt = next(p for p in range(PORT_FLOOR + 8000, PORT_FLOOR + 9000)
                if p not in embedded._handed_ports and embedded.port_free("127.0.0.1", p))
-    draws = iter([PORT_FLOOR + 100, PORT_FLOOR + 150, PORT_FLOOR + 199, nxt])  # both ends of Serve's range
-
-    class Scripted:
-        def randrange(self, lo, hi):
-            return next(draws)
-    monkeypatch.setattr(embedded.random, "SystemRandom", Scripted)
+    script_draws(monkeypatch, PORT_FLOOR + 100, PORT_FLOOR + 150, PORT_FLOOR + 199, nxt)  # both ends of Serve's range
     assert free_port() == nxt
 
 
@@ -61,9 +61,11 @@ def test_the_serve_ranges_default_to_the_installed_serves(monkeypatch):
 
 
 def test_an_odd_ephemeral_range_falls_back_to_the_kernels_choice(monkeypatch):
+    kernels_low = embedded._ephemeral_low()
     monkeypatch.setattr(embedded, "_ephemeral_low", lambda: PORT_FLOOR + 10)
     port = free_port()
-    assert embedded.port_free("127.0.0.1", port) and port > 0
+    # port 0's answer, from the kernel's real ephemeral range, not a draw from the 10 odd ports
+    assert embedded.port_free("127.0.0.1", port) and port >= kernels_low
 
 
 def test_the_ephemeral_range_is_read_from_the_kernel_or_defaults(tmp_path):
